@@ -1,0 +1,41 @@
+//! What every `main.rs` shares: parse, run, print the error, map it to the exit code.
+
+use crate::error::{Kind, Result};
+use std::io::{BufWriter, Write};
+use std::process::ExitCode;
+
+/// Run a binary: `run` gets the parsed arguments and a buffered stdout and returns the
+/// exit code of a success (0, or 1 for a negative answer that is not an error).
+pub fn main<A: clap::Parser>(run: fn(A, &mut dyn Write) -> Result<u8>) -> ExitCode {
+    let bin = A::command().get_name().to_string();
+    let args = match A::try_parse() {
+        Ok(args) => args,
+        Err(e) => {
+            use clap::error::ErrorKind::{DisplayHelp, DisplayVersion};
+            if matches!(e.kind(), DisplayHelp | DisplayVersion) {
+                let _ = e.print();
+                return ExitCode::SUCCESS;
+            }
+            let msg = e.render().to_string();
+            eprint!("{bin}: {}", msg.strip_prefix("error: ").unwrap_or(&msg));
+            return ExitCode::from(Kind::Usage.exit_code());
+        }
+    };
+    let stdout = std::io::stdout();
+    let mut out = BufWriter::with_capacity(64 * 1024, stdout.lock());
+    let result = run(args, &mut out).and_then(|code| {
+        out.flush()?;
+        Ok(code)
+    });
+    match result {
+        Ok(code) => ExitCode::from(code),
+        Err(e) if e.kind == Kind::BrokenPipe => ExitCode::SUCCESS,
+        Err(e) => {
+            // Whatever was buffered belongs to a run that failed: drop it (stdout stays
+            // empty on error as long as the output fit in the buffer).
+            drop(out.into_parts());
+            eprintln!("{bin}: {e}");
+            ExitCode::from(e.kind.exit_code())
+        }
+    }
+}

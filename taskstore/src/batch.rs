@@ -1,0 +1,305 @@
+//! `task-create --from`: JSON lines, one JSON array, or CSV, into tasks to create.
+//! Every error names the line (or record) it comes from.
+
+use crate::bail;
+use crate::error::{Error, Result};
+use crate::model::{parse_meta, BlockerRef, NewTask, TaskId};
+use serde::Deserialize;
+use serde_json::{Map, Value};
+use std::collections::HashMap;
+
+/// One record as written in a batch file (field names as in the task JSON).
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+struct Record {
+    key: Option<String>,
+    subject: Option<String>,
+    description: Option<String>,
+    active_form: Option<String>,
+    blocked_by: Option<Vec<IdOrKey>>,
+    priority: Option<i64>,
+    metadata: Option<Map<String, Value>>,
+    owner: Option<String>,
+    max_attempts: Option<i64>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(untagged)]
+enum IdOrKey {
+    Number(i64),
+    Text(String),
+}
+
+/// A record before its `blockedBy` entries are resolved.
+struct Raw {
+    task: NewTask,
+    blocked_by: Vec<String>,
+}
+
+/// Parse a whole batch: CSV if `csv`, else one JSON array when the first non-blank
+/// character is `[`, else JSON lines.
+pub fn parse(input: &[u8], csv: bool) -> Result<Vec<NewTask>> {
+    let text = std::str::from_utf8(input).map_err(|e| {
+        let line = input[..e.valid_up_to()]
+            .iter()
+            .filter(|&&b| b == b'\n')
+            .count()
+            + 1;
+        Error::usage(format!("line {line}: invalid UTF-8"))
+    })?;
+    let raws = if csv {
+        parse_csv(text)?
+    } else if text.trim_start().starts_with('[') {
+        parse_array(text)?
+    } else {
+        parse_lines(text)?
+    };
+    resolve(raws)
+}
+
+fn parse_lines(text: &str) -> Result<Vec<Raw>> {
+    let mut out = Vec::new();
+    for (i, line) in text.lines().enumerate() {
+        if line.trim().is_empty() {
+            continue;
+        }
+        let origin = format!("line {}", i + 1);
+        let record: Record = serde_json::from_str(line)
+            .map_err(|e| Error::usage(format!("{origin}: {}", json_error(&e))))?;
+        out.push(from_record(record, origin)?);
+    }
+    Ok(out)
+}
+
+fn parse_array(text: &str) -> Result<Vec<Raw>> {
+    let records: Vec<Record> = serde_json::from_str(text)
+        .map_err(|e| Error::usage(format!("line {}: {}", e.line(), json_error(&e))))?;
+    records
+        .into_iter()
+        .enumerate()
+        .map(|(i, r)| from_record(r, format!("record {}", i + 1)))
+        .collect()
+}
+
+/// serde_json's message without its trailing "at line 1 column 5" (we name the line).
+fn json_error(e: &serde_json::Error) -> String {
+    let msg = e.to_string();
+    match msg.rfind(" at line ") {
+        Some(i) => format!("{} (column {})", &msg[..i], e.column()),
+        None => msg,
+    }
+}
+
+fn from_record(r: Record, origin: String) -> Result<Raw> {
+    let Some(subject) = r.subject else {
+        bail!(usage, "{origin}: missing field `subject`");
+    };
+    let blocked_by = r
+        .blocked_by
+        .unwrap_or_default()
+        .into_iter()
+        .map(|b| match b {
+            IdOrKey::Number(n) => n.to_string(),
+            IdOrKey::Text(s) => s,
+        })
+        .collect();
+    Ok(Raw {
+        task: NewTask {
+            key: r.key,
+            subject,
+            description: r.description.unwrap_or_default(),
+            active_form: r.active_form,
+            blocked_by: Vec::new(),
+            priority: r.priority.unwrap_or(0),
+            metadata: r.metadata.unwrap_or_default(),
+            owner: r.owner,
+            max_attempts: r.max_attempts.unwrap_or(1),
+            origin,
+        },
+        blocked_by,
+    })
+}
+
+fn parse_csv(text: &str) -> Result<Vec<Raw>> {
+    let mut reader = csv::ReaderBuilder::new()
+        .has_headers(true)
+        .from_reader(text.as_bytes());
+    let headers = reader
+        .headers()
+        .map_err(|e| Error::usage(format!("CSV header: {e}")))?
+        .clone();
+    const COLUMNS: &[&str] = &[
+        "key",
+        "subject",
+        "description",
+        "activeForm",
+        "blockedBy",
+        "priority",
+        "owner",
+        "maxAttempts",
+        "metadata",
+    ];
+    for h in headers.iter() {
+        if !COLUMNS.contains(&h) && !h.starts_with("metadata.") {
+            bail!(
+                usage,
+                "line 1: unknown CSV column '{h}' (expected {} or metadata.KEY)",
+                COLUMNS.join(", ")
+            );
+        }
+    }
+    if !headers.iter().any(|h| h == "subject") {
+        bail!(usage, "line 1: the CSV header has no 'subject' column");
+    }
+    let mut out = Vec::new();
+    for row in reader.records() {
+        let row = row.map_err(|e| {
+            let line = e.position().map_or(0, |p| p.line());
+            Error::usage(format!("line {line}: {e}"))
+        })?;
+        let line = row.position().map_or(0, |p| p.line());
+        let origin = format!("line {line}");
+        let mut task = NewTask {
+            max_attempts: 1,
+            origin: origin.clone(),
+            ..NewTask::default()
+        };
+        let mut blocked_by = Vec::new();
+        for (h, cell) in headers.iter().zip(row.iter()) {
+            if cell.is_empty() {
+                continue;
+            }
+            let int = |what: &str| {
+                cell.trim().parse::<i64>().map_err(|_| {
+                    Error::usage(format!(
+                        "{origin}: invalid {what} '{cell}' (expected an integer)"
+                    ))
+                })
+            };
+            match h {
+                "key" => task.key = Some(cell.to_string()),
+                "subject" => task.subject = cell.to_string(),
+                "description" => task.description = cell.to_string(),
+                "activeForm" => task.active_form = Some(cell.to_string()),
+                "owner" => task.owner = Some(cell.to_string()),
+                "priority" => task.priority = int("priority")?,
+                "maxAttempts" => task.max_attempts = int("maxAttempts")?,
+                "blockedBy" => blocked_by.extend(
+                    cell.split(|c: char| c == ',' || c == ';' || c.is_whitespace())
+                        .filter(|s| !s.is_empty())
+                        .map(str::to_string),
+                ),
+                "metadata" => match serde_json::from_str(cell) {
+                    Ok(Value::Object(m)) => task.metadata.extend(m),
+                    _ => bail!(usage, "{origin}: metadata '{cell}' is not a JSON object"),
+                },
+                _ => {
+                    let key = &h["metadata.".len()..];
+                    let (k, v) =
+                        parse_meta(&format!("{key}={cell}")).map_err(|e| e.context(&origin))?;
+                    if let Some(v) = v {
+                        task.metadata.insert(k, v);
+                    }
+                }
+            }
+        }
+        if task.subject.is_empty() {
+            bail!(usage, "{origin}: the subject is empty");
+        }
+        out.push(Raw { task, blocked_by });
+    }
+    Ok(out)
+}
+
+/// Turn `blockedBy` strings into ids of existing tasks or indexes into the batch.
+fn resolve(raws: Vec<Raw>) -> Result<Vec<NewTask>> {
+    let mut keys: HashMap<String, usize> = HashMap::new();
+    for (i, r) in raws.iter().enumerate() {
+        if let Some(k) = &r.task.key {
+            if k.is_empty() || k.parse::<TaskId>().is_ok() {
+                bail!(
+                    usage,
+                    "{}key '{k}' must be a non-empty name that does not look like a task id",
+                    r.task.origin_prefix()
+                );
+            }
+            if let Some(&j) = keys.get(k) {
+                bail!(
+                    usage,
+                    "{}duplicate key '{k}' (first used on {})",
+                    r.task.origin_prefix(),
+                    raws[j].task.origin
+                );
+            }
+            keys.insert(k.clone(), i);
+        }
+    }
+    raws.into_iter()
+        .map(|mut r| {
+            for b in &r.blocked_by {
+                let reference = match keys.get(b) {
+                    Some(&j) => BlockerRef::Record(j),
+                    None => match b.parse::<TaskId>() {
+                        Ok(id) => BlockerRef::Id(id),
+                        Err(_) => bail!(
+                            usage,
+                            "{}blockedBy '{b}' is neither a task id nor a key of this batch",
+                            r.task.origin_prefix()
+                        ),
+                    },
+                };
+                r.task.blocked_by.push(reference);
+            }
+            Ok(r.task)
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keys_in_any_order() {
+        let t = parse(
+            b"{\"subject\":\"b\",\"blockedBy\":[\"a\",3]}\n\n{\"key\":\"a\",\"subject\":\"a\"}\n",
+            false,
+        )
+        .unwrap();
+        assert_eq!(
+            t[0].blocked_by,
+            vec![BlockerRef::Record(1), BlockerRef::Id(TaskId(3))]
+        );
+        assert_eq!(t[1].origin, "line 3");
+    }
+
+    #[test]
+    fn errors_name_the_line() {
+        let e = parse(b"{\"subject\":\"a\"}\n{\"subject\":1}\n", false).unwrap_err();
+        assert!(e.message.starts_with("line 2: "), "{}", e.message);
+        let e = parse(b"{\"subject\":\"a\",\"bogus\":1}\n", false).unwrap_err();
+        assert!(e.message.contains("bogus"), "{}", e.message);
+        let e = parse(b"subject,priority\nx,high\n", true).unwrap_err();
+        assert!(
+            e.message.starts_with("line 2: invalid priority"),
+            "{}",
+            e.message
+        );
+        let e = parse(b"{\"subject\":\"a\"}\n\xff\n", false).unwrap_err();
+        assert_eq!(e.message, "line 2: invalid UTF-8");
+    }
+
+    #[test]
+    fn csv_columns() {
+        let t = parse(
+            b"key,subject,blockedBy,metadata.agent\nb,Build,,builder\n,Test,\"b,1\",tester\n",
+            true,
+        )
+        .unwrap();
+        assert_eq!(
+            t[1].blocked_by,
+            vec![BlockerRef::Record(0), BlockerRef::Id(TaskId(1))]
+        );
+        assert_eq!(t[1].metadata["agent"], "tester");
+    }
+}

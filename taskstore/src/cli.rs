@@ -1,0 +1,333 @@
+//! The clap definitions of every binary, shared with `shell-completions`.
+//! Values are parsed here with the library's own parsers, so a bad value is a usage
+//! error (exit 2) that names the flag.
+
+use crate::model::{parse_duration, parse_limit, parse_meta, ListId, Status, StatusFilter, TaskId};
+use crate::store::Sync;
+use clap::{Args, Parser, ValueEnum};
+use serde_json::Value;
+use std::path::PathBuf;
+use std::time::Duration;
+
+pub const EXIT_CODES: &str = "\
+Exit codes:
+  0    success
+  1    a negative answer: nothing to claim; an awaited task failed, was cancelled or stalled
+  2    usage error or invalid input (bad flag, id, value, batch line, dependency cycle)
+  3    not found (task id, blocker)
+  4    conflict: --if-status did not hold, or the task is held by another worker
+  5    store error (cannot open or create, not a database, newer schema, locked, disk full)
+  124  timeout
+  130  stopped by SIGINT, 143 stopped by SIGTERM";
+
+pub const ENVIRONMENT: &str = "\
+Environment:
+  TASK_DB                    the store (same as --db)
+  CLAUDE_CODE_TASK_LIST_ID   the list (same as --list; default 'default')
+  TASK_SYNC                  full: commits survive power loss; normal (default): any crash";
+
+/// `--db` and `--list`, on every binary.
+#[derive(Debug, Clone, Args)]
+pub struct StoreArgs {
+    /// The task store [default: $XDG_DATA_HOME/parallel-tasks/tasks.db]
+    #[arg(
+        long,
+        env = "TASK_DB",
+        value_name = "PATH",
+        global = true,
+        hide_env_values = true
+    )]
+    pub db: Option<PathBuf>,
+    /// The task list to work in
+    #[arg(
+        long,
+        env = "CLAUDE_CODE_TASK_LIST_ID",
+        value_name = "ID",
+        default_value = "default",
+        value_parser = parse_list,
+        global = true
+    )]
+    pub list: ListId,
+}
+
+impl StoreArgs {
+    /// `--db`, else `$XDG_DATA_HOME/parallel-tasks/tasks.db`, else under `$HOME/.local/share`.
+    pub fn path(&self) -> crate::Result<PathBuf> {
+        if let Some(p) = &self.db {
+            return Ok(p.clone());
+        }
+        let nonempty = |v: &str| {
+            std::env::var_os(v)
+                .filter(|s| !s.is_empty())
+                .map(PathBuf::from)
+        };
+        let data = nonempty("XDG_DATA_HOME")
+            .or_else(|| nonempty("HOME").map(|h| h.join(".local/share")))
+            .ok_or_else(|| {
+                crate::Error::usage("cannot find the store: set --db, TASK_DB or HOME")
+            })?;
+        Ok(data.join("parallel-tasks").join("tasks.db"))
+    }
+
+    /// `TASK_SYNC`.
+    pub fn sync(&self) -> crate::Result<Sync> {
+        std::env::var("TASK_SYNC").unwrap_or_default().parse()
+    }
+
+    pub fn open(&self) -> crate::Result<Box<dyn crate::store::Store>> {
+        crate::store::open(&self.path()?, self.sync()?)
+    }
+}
+
+fn parse_list(s: &str) -> Result<ListId, String> {
+    s.parse().map_err(|e: crate::Error| e.message)
+}
+fn parse_id(s: &str) -> Result<TaskId, String> {
+    s.parse().map_err(|e: crate::Error| e.message)
+}
+fn parse_status(s: &str) -> Result<Status, String> {
+    s.parse().map_err(|e: crate::Error| e.message)
+}
+fn parse_status_filter(s: &str) -> Result<StatusFilter, String> {
+    s.parse().map_err(|e: crate::Error| e.message)
+}
+fn parse_set(s: &str) -> Result<(String, Option<Value>), String> {
+    parse_meta(s).map_err(|e| e.message)
+}
+fn parse_match(s: &str) -> Result<(String, Value), String> {
+    match parse_meta(s).map_err(|e| e.message)? {
+        (k, Some(v)) => Ok((k, v)),
+        (k, None) => Err(format!("'{k}=' has no value to match")),
+    }
+}
+fn parse_lim(s: &str) -> Result<(String, i64), String> {
+    parse_limit(s).map_err(|e| e.message)
+}
+fn parse_dur(s: &str) -> Result<Duration, String> {
+    parse_duration(s).map_err(|e| e.message)
+}
+fn parse_attempts(s: &str) -> Result<i64, String> {
+    match s.parse::<i64>() {
+        Ok(n) if n >= 1 => Ok(n),
+        _ => Err(format!("'{s}' is not a whole number of at least 1")),
+    }
+}
+fn parse_nonempty(s: &str) -> Result<String, String> {
+    if s.is_empty() {
+        Err("it is empty".into())
+    } else {
+        Ok(s.to_string())
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum CreateFormat {
+    Ids,
+    Json,
+    Jsonl,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ListFormat {
+    Text,
+    Json,
+    Jsonl,
+    Csv,
+    Ids,
+    Md,
+}
+
+const CREATE_EXAMPLES: &str = "\
+Examples:
+  task-create 'Review PR #125' -m agent=code-reviewer
+  build=$(task-create Build); task-create Test -b \"$build\"
+  task-create --from plan.jsonl        # {\"key\":\"b\",\"subject\":\"Build\"} / {\"subject\":\"Test\",\"blockedBy\":[\"b\"]}
+  task-create --from tasks.csv --format json";
+
+/// Add one task, or a batch of tasks atomically, and print the new ids.
+#[derive(Debug, Parser)]
+#[command(
+    name = "task-create",
+    version,
+    after_help = format!("{CREATE_EXAMPLES}\n\n{ENVIRONMENT}\n\n{EXIT_CODES}")
+)]
+pub struct CreateArgs {
+    #[command(flatten)]
+    pub store: StoreArgs,
+    /// What the task is (required unless --from)
+    #[arg(value_name = "SUBJECT", conflicts_with = "from")]
+    pub subject: Option<String>,
+    /// Longer description; '-' reads it from stdin
+    #[arg(short, long, value_name = "TEXT|-")]
+    pub description: Option<String>,
+    /// Present-continuous form shown while it runs ("Reviewing PR #125")
+    #[arg(long, value_name = "TEXT")]
+    pub active_form: Option<String>,
+    /// Tasks that must complete first
+    #[arg(short = 'b', long, value_name = "ID,…", value_delimiter = ',', value_parser = parse_id)]
+    pub blocked_by: Vec<TaskId>,
+    /// Higher runs first
+    #[arg(
+        short,
+        long,
+        value_name = "N",
+        allow_negative_numbers = true,
+        default_value_t = 0
+    )]
+    pub priority: i64,
+    /// Set metadata KEY to VALUE (JSON if it parses, else a string)
+    #[arg(short = 'm', long = "meta", value_name = "KEY=VALUE", value_parser = parse_set)]
+    pub metadata: Vec<(String, Option<Value>)>,
+    /// Reserve the task for this worker
+    #[arg(long, value_name = "NAME", value_parser = parse_nonempty)]
+    pub owner: Option<String>,
+    /// How many runs worker-spawn may give it
+    #[arg(long, value_name = "N", default_value_t = 1, value_parser = parse_attempts)]
+    pub max_attempts: i64,
+    /// Read a batch: JSON lines, a JSON array, or CSV ('-' for stdin)
+    #[arg(long, value_name = "FILE|-")]
+    pub from: Option<String>,
+    /// The batch is CSV with a header row (implied by a .csv file name)
+    #[arg(long, requires = "from")]
+    pub csv: bool,
+    /// Output format
+    #[arg(long, value_enum, default_value_t = CreateFormat::Ids)]
+    pub format: CreateFormat,
+}
+
+const LIST_EXAMPLES: &str = "\
+Examples:
+  task-list                              # every task, one line each
+  task-list -s ready --format ids        # what a worker can claim now
+  task-list 3 --format json              # the full record of task #3
+  task-list --count                      # pending 3 / in_progress 1 / ...
+  task-list --waves                      # dependency-aware batches
+  task-list -s done --format md          # a report for whoever delegated the work";
+
+/// Show tasks: filtered, in several formats; one task in full; counts; lists; waves.
+#[derive(Debug, Parser)]
+#[command(
+    name = "task-list",
+    version,
+    after_help = format!("{LIST_EXAMPLES}\n\n{ENVIRONMENT}\n\n{EXIT_CODES}")
+)]
+pub struct ListArgs {
+    #[command(flatten)]
+    pub store: StoreArgs,
+    /// Show exactly these tasks ('-' reads ids from stdin)
+    #[arg(value_name = "ID|-")]
+    pub ids: Vec<String>,
+    /// pending, in_progress, completed, failed, cancelled, ready, blocked, stalled, open, done
+    #[arg(short, long, value_name = "STATUS,…", value_delimiter = ',', value_parser = parse_status_filter)]
+    pub status: Vec<StatusFilter>,
+    /// Only tasks owned by NAME
+    #[arg(long, value_name = "NAME")]
+    pub owner: Option<String>,
+    /// Only tasks whose metadata KEY equals VALUE
+    #[arg(short = 'm', long = "meta", value_name = "KEY=VALUE", value_parser = parse_match)]
+    pub metadata: Vec<(String, Value)>,
+    /// Output format
+    #[arg(long, value_enum, default_value_t = ListFormat::Text)]
+    pub format: ListFormat,
+    /// CSV columns, in order (names as in the JSON output)
+    #[arg(long, value_name = "FIELD,…", value_delimiter = ',')]
+    pub fields: Vec<String>,
+    /// At most N tasks
+    #[arg(long, value_name = "N")]
+    pub limit: Option<u64>,
+    /// Print per-status counts instead of tasks
+    #[arg(long, group = "mode")]
+    pub count: bool,
+    /// Print every list in the store with its counts
+    #[arg(long, group = "mode")]
+    pub lists: bool,
+    /// Print the dependency waves of the open tasks
+    #[arg(long, group = "mode")]
+    pub waves: bool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum UpdateFormat {
+    Ids,
+    Json,
+    Jsonl,
+}
+
+const UPDATE_EXAMPLES: &str = "\
+Examples:
+  task-update 3 -s completed --result 'all green'
+  while id=$(task-update --claim --owner w1); do ...; task-update \"$id\" -s completed --owner w1; done
+  task-update --claim --owner w1 -m agent=test-runner --lease 5m --format json
+  task-list -s failed --format ids | task-update - -s pending     # retry the failed
+  task-update 4 --add-blocked-by 2,3
+  task-update 7 -s cancelled --if-status pending                 # compare-and-set";
+
+/// Change tasks; atomically claim the next ready task; release; delete.
+#[derive(Debug, Parser)]
+#[command(
+    name = "task-update",
+    version,
+    after_help = format!("{UPDATE_EXAMPLES}\n\n{ENVIRONMENT}\n\n{EXIT_CODES}")
+)]
+pub struct UpdateArgs {
+    #[command(flatten)]
+    pub store: StoreArgs,
+    /// Tasks to change ('-' reads ids from stdin); with --claim, at most one
+    #[arg(value_name = "ID|-")]
+    pub ids: Vec<String>,
+    /// New status: pending, in_progress, completed, failed, cancelled
+    #[arg(short, long, value_name = "STATUS", value_parser = parse_status)]
+    pub status: Option<Status>,
+    /// Owner to set; with a terminal --status, also checks NAME still holds the task
+    #[arg(long, value_name = "NAME", value_parser = parse_nonempty)]
+    pub owner: Option<String>,
+    /// Clear the owner
+    #[arg(long, conflicts_with = "owner")]
+    pub no_owner: bool,
+    #[arg(long, value_name = "TEXT")]
+    pub subject: Option<String>,
+    /// New description; '-' reads it from stdin
+    #[arg(short, long, value_name = "TEXT|-")]
+    pub description: Option<String>,
+    #[arg(long, value_name = "TEXT")]
+    pub active_form: Option<String>,
+    #[arg(short, long, value_name = "N", allow_negative_numbers = true)]
+    pub priority: Option<i64>,
+    #[arg(long, value_name = "N", value_parser = parse_attempts)]
+    pub max_attempts: Option<i64>,
+    /// Set metadata KEY (KEY= removes it); with --claim, match it
+    #[arg(short = 'm', long = "meta", value_name = "KEY=VALUE", value_parser = parse_set)]
+    pub metadata: Vec<(String, Option<Value>)>,
+    #[arg(long, value_name = "ID,…", value_delimiter = ',', value_parser = parse_id)]
+    pub add_blocked_by: Vec<TaskId>,
+    #[arg(long, value_name = "ID,…", value_delimiter = ',', value_parser = parse_id)]
+    pub remove_blocked_by: Vec<TaskId>,
+    #[arg(long, value_name = "ID,…", value_delimiter = ',', value_parser = parse_id)]
+    pub add_blocks: Vec<TaskId>,
+    #[arg(long, value_name = "ID,…", value_delimiter = ',', value_parser = parse_id)]
+    pub remove_blocks: Vec<TaskId>,
+    /// Record the task's result; '-' reads it from stdin
+    #[arg(long, value_name = "TEXT|-")]
+    pub result: Option<String>,
+    /// Only if the current status is one of these (else exit 4)
+    #[arg(long, value_name = "STATUS,…", value_delimiter = ',', value_parser = parse_status)]
+    pub if_status: Vec<Status>,
+    /// Delete the tasks and their edges (ids are never reused)
+    #[arg(long, conflicts_with_all = ["claim", "release", "status"])]
+    pub delete: bool,
+    /// Atomically claim the next ready task (or the given one) for --owner
+    #[arg(long, requires = "owner", conflicts_with = "release")]
+    pub claim: bool,
+    /// Put in_progress tasks back to pending, giving back their attempt
+    #[arg(long)]
+    pub release: bool,
+    /// With --claim: at most N in-progress tasks per value of metadata KEY
+    #[arg(long, value_name = "KEY=N", value_parser = parse_lim, requires = "claim")]
+    pub limit: Vec<(String, i64)>,
+    /// The claim expires after DURATION unless renewed (e.g. 30s, 5m)
+    #[arg(long, value_name = "DURATION", value_parser = parse_dur)]
+    pub lease: Option<Duration>,
+    /// Print the changed tasks (default with --claim: ids)
+    #[arg(long, value_enum)]
+    pub format: Option<UpdateFormat>,
+}

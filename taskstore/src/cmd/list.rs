@@ -1,0 +1,126 @@
+//! `task-list`: tasks, one task in full, counts, lists, waves.
+
+use super::Stdin;
+use crate::cli::{ListArgs, ListFormat};
+use crate::error::{Error, Result};
+use crate::graph;
+use crate::model::StatusFilter;
+use crate::output;
+use crate::store::Filter;
+use serde_json::{json, Value};
+use std::io::Write;
+
+pub fn run(a: ListArgs, out: &mut dyn Write) -> Result<u8> {
+    output::check_fields(&a.fields)?;
+    if !a.fields.is_empty() && a.format != ListFormat::Csv {
+        return Err(Error::usage("--fields goes with --format csv"));
+    }
+    let ids = Stdin::default().ids(&a.ids)?;
+    let mut store = a.store.open()?;
+    let list = &a.store.list;
+
+    if a.lists {
+        let lists = store.lists()?;
+        match a.format {
+            ListFormat::Json | ListFormat::Jsonl => {
+                let rows: Vec<Value> = lists
+                    .iter()
+                    .map(|l| {
+                        let mut v = output::counts_json(&l.counts);
+                        v["list"] = json!(l.name);
+                        v
+                    })
+                    .collect();
+                if a.format == ListFormat::Json {
+                    writeln!(
+                        out,
+                        "{}",
+                        serde_json::to_string_pretty(&rows).expect("plain JSON")
+                    )?;
+                } else {
+                    for r in rows {
+                        writeln!(out, "{r}")?;
+                    }
+                }
+            }
+            ListFormat::Ids => {
+                for l in &lists {
+                    writeln!(out, "{}", l.name)?;
+                }
+            }
+            _ => {
+                for l in &lists {
+                    let n = l.counts.total();
+                    let noun = if n == 1 { "task" } else { "tasks" };
+                    writeln!(
+                        out,
+                        "{} {n} {noun} ({})",
+                        l.name,
+                        output::counts_phrase(&l.counts)
+                    )?;
+                }
+            }
+        }
+        return Ok(0);
+    }
+
+    let filter = Filter {
+        ids,
+        statuses: a.status,
+        owner: a.owner,
+        metadata: a.metadata,
+        limit: a.limit,
+    };
+
+    if a.count {
+        let counts = store.counts(list, &filter)?;
+        match a.format {
+            ListFormat::Json | ListFormat::Jsonl => {
+                writeln!(out, "{}", output::counts_json(&counts))?
+            }
+            _ => output::write_counts_text(out, &counts)?,
+        }
+        return Ok(0);
+    }
+
+    if a.waves {
+        let open = Filter {
+            statuses: vec![StatusFilter::Open],
+            ..filter
+        };
+        let waves = graph::waves(&store.tasks(list, &open)?);
+        match a.format {
+            ListFormat::Json | ListFormat::Jsonl => {
+                let v: Vec<Vec<String>> = waves
+                    .iter()
+                    .map(|w| w.iter().map(|i| i.0.to_string()).collect())
+                    .collect();
+                writeln!(out, "{}", serde_json::to_string(&v).expect("plain JSON"))?;
+            }
+            ListFormat::Ids => {
+                for w in &waves {
+                    let ids: Vec<String> = w.iter().map(|i| i.0.to_string()).collect();
+                    writeln!(out, "{}", ids.join(" "))?;
+                }
+            }
+            _ => {
+                for (n, w) in waves.iter().enumerate() {
+                    let ids: Vec<String> = w.iter().map(|i| i.to_string()).collect();
+                    writeln!(out, "wave {}: {}", n + 1, ids.join(", "))?;
+                }
+            }
+        }
+        return Ok(0);
+    }
+
+    let tasks = store.tasks(list, &filter)?;
+    match a.format {
+        ListFormat::Text => output::write_text(out, &tasks)?,
+        ListFormat::Json => output::write_json(out, &tasks)?,
+        ListFormat::Jsonl => output::write_jsonl(out, &tasks)?,
+        ListFormat::Csv => output::write_csv(out, &tasks, &a.fields)?,
+        ListFormat::Ids => output::write_ids(out, tasks.iter().map(|t| t.id))?,
+        ListFormat::Md => output::write_md(out, &tasks)?,
+    }
+    Ok(0)
+}

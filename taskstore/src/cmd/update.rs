@@ -1,0 +1,148 @@
+//! `task-update`: edits, claim, release, delete.
+
+use super::Stdin;
+use crate::bail;
+use crate::cli::{UpdateArgs, UpdateFormat};
+use crate::error::Result;
+use crate::model::Task;
+use crate::output;
+use crate::store::{Claim, OwnerChange, Update};
+use std::io::Write;
+
+pub fn run(a: UpdateArgs, out: &mut dyn Write) -> Result<u8> {
+    let mut stdin = Stdin::default();
+    let ids = stdin.ids(&a.ids)?;
+    let list = a.store.list.clone();
+    let edits = [
+        ("--status", a.status.is_some()),
+        ("--no-owner", a.no_owner),
+        ("--subject", a.subject.is_some()),
+        ("--description", a.description.is_some()),
+        ("--active-form", a.active_form.is_some()),
+        ("--priority", a.priority.is_some()),
+        ("--max-attempts", a.max_attempts.is_some()),
+        ("--add-blocked-by", !a.add_blocked_by.is_empty()),
+        ("--remove-blocked-by", !a.remove_blocked_by.is_empty()),
+        ("--add-blocks", !a.add_blocks.is_empty()),
+        ("--remove-blocks", !a.remove_blocks.is_empty()),
+        ("--result", a.result.is_some()),
+    ];
+    let first_edit = edits.iter().find(|(_, given)| *given).map(|(f, _)| *f);
+
+    if a.claim {
+        if let Some(flag) = first_edit.or(a.if_status.first().map(|_| "--if-status")) {
+            bail!(usage, "--claim cannot be combined with {flag}");
+        }
+        if ids.len() > 1 {
+            bail!(
+                usage,
+                "--claim takes at most one task id, got {}",
+                ids.len()
+            );
+        }
+        let mut matching = Vec::new();
+        for (k, v) in a.metadata {
+            match v {
+                Some(v) => matching.push((k, v)),
+                None => bail!(usage, "--meta {k}= has no value to match in a claim"),
+            }
+        }
+        let claim = Claim {
+            owner: a.owner.unwrap_or_default(),
+            id: ids.first().copied(),
+            matching,
+            limits: a.limit,
+            lease: a.lease,
+            holder: None,
+        };
+        let mut store = a.store.open()?;
+        return match store.claim(&list, &claim)? {
+            Some(task) => {
+                print(out, a.format.unwrap_or(UpdateFormat::Ids), &[task])?;
+                Ok(0)
+            }
+            None => {
+                eprintln!("task-update: no ready task to claim in list '{list}'");
+                Ok(1)
+            }
+        };
+    }
+
+    if ids.is_empty() {
+        if a.ids.iter().any(|i| i == "-") {
+            return Ok(0); // `-` with nothing on stdin: nothing to do, like `xargs -r`
+        }
+        bail!(
+            usage,
+            "no task ids given (pass ids, or - to read them from stdin)"
+        );
+    }
+
+    if a.release {
+        if let Some(flag) = first_edit {
+            bail!(usage, "--release cannot be combined with {flag}");
+        }
+        let mut store = a.store.open()?;
+        let tasks = store.release(&list, &ids, a.owner.as_deref())?;
+        return print_if(out, a.format, &tasks);
+    }
+
+    if a.delete {
+        if let Some(flag) = first_edit.or(a.owner.as_ref().map(|_| "--owner")) {
+            bail!(usage, "--delete cannot be combined with {flag}");
+        }
+        let mut store = a.store.open()?;
+        store.delete(&list, &ids, &a.if_status)?;
+        return Ok(0);
+    }
+
+    let update = Update {
+        status: a.status,
+        owner: match (a.owner, a.no_owner) {
+            (Some(o), _) => OwnerChange::Set(o),
+            (None, true) => OwnerChange::Clear,
+            (None, false) => OwnerChange::Keep,
+        },
+        subject: a.subject,
+        description: stdin.text(a.description, "--description -")?,
+        active_form: a.active_form,
+        priority: a.priority,
+        max_attempts: a.max_attempts,
+        metadata: a.metadata,
+        add_blocked_by: a.add_blocked_by,
+        remove_blocked_by: a.remove_blocked_by,
+        add_blocks: a.add_blocks,
+        remove_blocks: a.remove_blocks,
+        result: stdin.text(a.result, "--result -")?,
+        if_status: a.if_status,
+        lease: a.lease,
+    };
+    if first_edit.is_none()
+        && update.owner == OwnerChange::Keep
+        && update.metadata.is_empty()
+        && update.lease.is_none()
+    {
+        bail!(
+            usage,
+            "nothing to change: give --status, --owner, --meta, --result or another edit"
+        );
+    }
+    let mut store = a.store.open()?;
+    let tasks = store.update(&list, &ids, &update)?;
+    print_if(out, a.format, &tasks)
+}
+
+fn print_if(out: &mut dyn Write, format: Option<UpdateFormat>, tasks: &[Task]) -> Result<u8> {
+    if let Some(f) = format {
+        print(out, f, tasks)?;
+    }
+    Ok(0)
+}
+
+fn print(out: &mut dyn Write, format: UpdateFormat, tasks: &[Task]) -> Result<()> {
+    match format {
+        UpdateFormat::Ids => output::write_ids(out, tasks.iter().map(|t| t.id)),
+        UpdateFormat::Json => output::write_json(out, tasks),
+        UpdateFormat::Jsonl => output::write_jsonl(out, tasks),
+    }
+}

@@ -1,0 +1,107 @@
+//! Backend-neutral checks and computations on the dependency graph.
+
+use crate::bail;
+use crate::error::Result;
+use crate::model::{BlockerRef, NewTask, Task, TaskId};
+use std::collections::{BTreeMap, BTreeSet};
+
+/// Check a batch before any backend writes it: subjects present, attempts sane, and no
+/// cycle among in-batch references (existing tasks cannot point at new ones, so a cycle
+/// can only lie inside the batch).
+pub fn validate_batch(tasks: &[NewTask]) -> Result<()> {
+    for t in tasks {
+        if t.subject.trim().is_empty() {
+            bail!(usage, "{}the subject is empty", t.origin_prefix());
+        }
+        if t.max_attempts < 1 {
+            bail!(
+                usage,
+                "{}maxAttempts must be at least 1, got {}",
+                t.origin_prefix(),
+                t.max_attempts
+            );
+        }
+    }
+    // Kahn's algorithm over record references; what is left over lies on a cycle.
+    let n = tasks.len();
+    let mut indegree = vec![0usize; n];
+    let mut dependents: Vec<Vec<usize>> = vec![Vec::new(); n];
+    for (i, t) in tasks.iter().enumerate() {
+        for b in &t.blocked_by {
+            if let BlockerRef::Record(j) = *b {
+                indegree[i] += 1;
+                dependents[j].push(i);
+            }
+        }
+    }
+    let mut queue: Vec<usize> = (0..n).filter(|&i| indegree[i] == 0).collect();
+    let mut seen = 0;
+    while let Some(i) = queue.pop() {
+        seen += 1;
+        for &d in &dependents[i] {
+            indegree[d] -= 1;
+            if indegree[d] == 0 {
+                queue.push(d);
+            }
+        }
+    }
+    if seen < n {
+        let first = (0..n).find(|&i| indegree[i] > 0).unwrap_or(0);
+        let t = &tasks[first];
+        bail!(
+            usage,
+            "{}dependency cycle: '{}' depends, through blockedBy, on itself",
+            t.origin_prefix(),
+            t.key.as_deref().unwrap_or(&t.subject)
+        );
+    }
+    Ok(())
+}
+
+/// Dependency waves of the open tasks: wave 1 has no open blocker, wave k+1 becomes ready
+/// when waves 1..=k are done. Tasks that can never run (stalled behind a failed or
+/// cancelled task) are in no wave.
+pub fn waves(tasks: &[Task]) -> Vec<Vec<TaskId>> {
+    let open: BTreeMap<TaskId, &Task> = tasks
+        .iter()
+        .filter(|t| !t.status.is_terminal())
+        .map(|t| (t.id, t))
+        .collect();
+    let mut remaining: BTreeMap<TaskId, BTreeSet<TaskId>> = BTreeMap::new();
+    for (&id, t) in &open {
+        // Only open blockers matter; a blocker that failed or was cancelled never finishes.
+        let mut deps = BTreeSet::new();
+        let mut dead = false;
+        for b in &t.open_blockers {
+            if open.contains_key(b) {
+                deps.insert(*b);
+            } else {
+                dead = true;
+            }
+        }
+        if !dead {
+            remaining.insert(id, deps);
+        }
+    }
+    let mut out = Vec::new();
+    loop {
+        let wave: Vec<TaskId> = remaining
+            .iter()
+            .filter(|(_, d)| d.is_empty())
+            .map(|(&id, _)| id)
+            .collect();
+        if wave.is_empty() {
+            break;
+        }
+        for id in &wave {
+            remaining.remove(id);
+        }
+        for deps in remaining.values_mut() {
+            for id in &wave {
+                deps.remove(id);
+            }
+        }
+        out.push(wave);
+    }
+    out
+}

@@ -1,0 +1,15 @@
+//! parallel-tasks: the task store, the clap definitions and the logic of every binary.
+//! The binaries' `main.rs` files only call [`app::main`] with a `cmd::*::run`.
+
+pub mod app;
+pub mod batch;
+pub mod cli;
+pub mod cmd;
+pub mod error;
+pub mod graph;
+pub mod model;
+pub mod output;
+pub mod store;
+pub mod time;
+
+pub use error::{Error, Kind, Result};

@@ -1,0 +1,336 @@
+//! The task and the small value types around it: ids, statuses, list ids.
+
+use crate::bail;
+use crate::error::{Error, Result};
+use serde_json::{Map, Value};
+use std::fmt;
+use std::str::FromStr;
+
+/// A task id: a positive integer, per list. Accepted as `3` or `#3`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct TaskId(pub i64);
+
+impl FromStr for TaskId {
+    type Err = Error;
+    fn from_str(s: &str) -> Result<TaskId> {
+        let digits = s.strip_prefix('#').unwrap_or(s);
+        match digits.parse::<i64>() {
+            Ok(n) if n > 0 && digits.bytes().all(|b| b.is_ascii_digit()) => Ok(TaskId(n)),
+            _ => bail!(
+                usage,
+                "invalid task id '{s}' (expected a positive integer such as 3 or #3)"
+            ),
+        }
+    }
+}
+
+impl fmt::Display for TaskId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "#{}", self.0)
+    }
+}
+
+/// A list id: 1–128 characters of `[A-Za-z0-9._:@+=-]`, not starting with `.`.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct ListId(String);
+
+impl ListId {
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl FromStr for ListId {
+    type Err = Error;
+    fn from_str(s: &str) -> Result<ListId> {
+        if s.is_empty() {
+            bail!(usage, "invalid list id: it is empty");
+        }
+        if let Some(c) = s
+            .chars()
+            .find(|&c| !(c.is_ascii_alphanumeric() || "._:@+=-".contains(c)))
+        {
+            bail!(
+                usage,
+                "invalid list id '{}': character {:?} is not allowed (use A-Z a-z 0-9 . _ : @ + = -)",
+                s.escape_debug(),
+                c
+            );
+        }
+        if s.len() > 128 {
+            bail!(
+                usage,
+                "invalid list id: {} characters, at most 128 allowed",
+                s.len()
+            );
+        }
+        if s.starts_with('.') {
+            bail!(usage, "invalid list id '{s}': it may not start with '.'");
+        }
+        Ok(ListId(s.to_string()))
+    }
+}
+
+impl fmt::Display for ListId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Status {
+    Pending,
+    InProgress,
+    Completed,
+    Failed,
+    Cancelled,
+}
+
+impl Status {
+    pub const ALL: [Status; 5] = [
+        Status::Pending,
+        Status::InProgress,
+        Status::Completed,
+        Status::Failed,
+        Status::Cancelled,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Status::Pending => "pending",
+            Status::InProgress => "in_progress",
+            Status::Completed => "completed",
+            Status::Failed => "failed",
+            Status::Cancelled => "cancelled",
+        }
+    }
+
+    pub fn is_terminal(self) -> bool {
+        matches!(self, Status::Completed | Status::Failed | Status::Cancelled)
+    }
+}
+
+impl FromStr for Status {
+    type Err = Error;
+    fn from_str(s: &str) -> Result<Status> {
+        Status::ALL
+            .into_iter()
+            .find(|st| st.as_str() == s)
+            .ok_or_else(|| {
+                Error::usage(format!(
+                    "unknown status '{s}' (expected one of: pending, in_progress, completed, failed, cancelled)"
+                ))
+            })
+    }
+}
+
+impl fmt::Display for Status {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// What `--status` / `-s` accepts when filtering: a stored status or a derived one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StatusFilter {
+    Is(Status),
+    /// pending, every blocker completed.
+    Ready,
+    /// pending with a blocker not yet completed.
+    Blocked,
+    /// pending and, transitively, blocked by a failed or cancelled task.
+    Stalled,
+    /// pending or in_progress.
+    Open,
+    /// completed, failed or cancelled.
+    Done,
+}
+
+impl FromStr for StatusFilter {
+    type Err = Error;
+    fn from_str(s: &str) -> Result<StatusFilter> {
+        Ok(match s {
+            "ready" => StatusFilter::Ready,
+            "blocked" => StatusFilter::Blocked,
+            "stalled" => StatusFilter::Stalled,
+            "open" => StatusFilter::Open,
+            "done" => StatusFilter::Done,
+            _ => StatusFilter::Is(s.parse().map_err(|_| {
+                Error::usage(format!(
+                    "unknown status '{s}' (expected one of: pending, in_progress, completed, failed, cancelled, ready, blocked, stalled, open, done)"
+                ))
+            })?),
+        })
+    }
+}
+
+/// A task as the store returns it. Serialised as a superset of Claude Code's task file.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Task {
+    pub id: TaskId,
+    pub list: String,
+    pub subject: String,
+    pub description: String,
+    pub active_form: Option<String>,
+    pub status: Status,
+    pub owner: Option<String>,
+    pub blocked_by: Vec<TaskId>,
+    /// The subset of `blocked_by` whose blocker is not completed.
+    pub open_blockers: Vec<TaskId>,
+    pub blocks: Vec<TaskId>,
+    pub priority: i64,
+    pub metadata: Map<String, Value>,
+    pub attempts: i64,
+    pub max_attempts: i64,
+    pub result: Option<String>,
+    pub log: Option<String>,
+    pub exit_code: Option<i64>,
+    /// Changes with every claim; a worker holding an older token lost the task.
+    pub claim_token: Option<i64>,
+    /// Milliseconds since the Unix epoch.
+    pub lease_until: Option<i64>,
+    pub created_at: i64,
+    pub updated_at: i64,
+    pub started_at: Option<i64>,
+    pub finished_at: Option<i64>,
+}
+
+impl Task {
+    /// Pending with every blocker completed (claimable by anyone it is not reserved away from).
+    pub fn is_ready(&self) -> bool {
+        self.status == Status::Pending && self.open_blockers.is_empty()
+    }
+}
+
+/// A task to create. `blocked_by` holds existing ids or keys of records in the same batch.
+#[derive(Debug, Clone, Default)]
+pub struct NewTask {
+    pub key: Option<String>,
+    pub subject: String,
+    pub description: String,
+    pub active_form: Option<String>,
+    pub blocked_by: Vec<BlockerRef>,
+    pub priority: i64,
+    pub metadata: Map<String, Value>,
+    pub owner: Option<String>,
+    pub max_attempts: i64,
+    /// Where the record came from (`line 3`), for messages; empty for a single task.
+    pub origin: String,
+}
+
+impl NewTask {
+    /// `"line 3: "`, or nothing for a task that did not come from a batch.
+    pub fn origin_prefix(&self) -> String {
+        if self.origin.is_empty() {
+            String::new()
+        } else {
+            format!("{}: ", self.origin)
+        }
+    }
+}
+
+/// A `blockedBy` entry of a batch record: an existing task, or another record of the batch.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum BlockerRef {
+    Id(TaskId),
+    /// Index into the batch.
+    Record(usize),
+}
+
+/// Parse `KEY=VALUE` (VALUE as JSON when it parses as JSON, else as a string);
+/// `KEY=` yields `None`, meaning "remove KEY".
+pub fn parse_meta(s: &str) -> Result<(String, Option<Value>)> {
+    let Some((k, v)) = s.split_once('=') else {
+        bail!(
+            usage,
+            "invalid metadata '{s}' (expected KEY=VALUE, or KEY= to remove)"
+        );
+    };
+    if k.is_empty() {
+        bail!(usage, "invalid metadata '{s}': the key is empty");
+    }
+    if v.is_empty() {
+        return Ok((k.to_string(), None));
+    }
+    let value = serde_json::from_str(v).unwrap_or_else(|_| Value::String(v.to_string()));
+    Ok((k.to_string(), Some(value)))
+}
+
+/// Parse `KEY=N` of `--limit`.
+pub fn parse_limit(s: &str) -> Result<(String, i64)> {
+    match s.split_once('=') {
+        Some((k, n)) if !k.is_empty() => match n.parse::<i64>() {
+            Ok(n) if n >= 1 => Ok((k.to_string(), n)),
+            _ => bail!(
+                usage,
+                "invalid limit '{s}': N must be a whole number of at least 1"
+            ),
+        },
+        _ => bail!(usage, "invalid limit '{s}' (expected KEY=N, e.g. agent=1)"),
+    }
+}
+
+/// Parse a duration: `500ms`, `30s`, `5m`, `1h`, `1h30m`, or plain seconds (`30`, `0.5`).
+pub fn parse_duration(s: &str) -> Result<std::time::Duration> {
+    let t = s.trim();
+    if let Ok(secs) = t.parse::<f64>() {
+        if (0.0..1e10).contains(&secs) {
+            return Ok(std::time::Duration::from_secs_f64(secs));
+        }
+    } else if let Ok(d) = humantime::parse_duration(t) {
+        return Ok(d);
+    }
+    bail!(
+        usage,
+        "invalid duration '{s}' (expected e.g. 500ms, 30s, 5m, 1h or plain seconds)"
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ids() {
+        assert_eq!("3".parse::<TaskId>().unwrap(), TaskId(3));
+        assert_eq!("#3".parse::<TaskId>().unwrap(), TaskId(3));
+        for bad in ["0", "-1", "+3", "x", "", "#", "3.0", " 3"] {
+            assert!(bad.parse::<TaskId>().is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn list_ids() {
+        assert!("review:pr-1@a+b=c".parse::<ListId>().is_ok());
+        assert!(".hidden".parse::<ListId>().is_err());
+        assert!("a/b".parse::<ListId>().is_err());
+        assert!("x".repeat(129).parse::<ListId>().is_err());
+        assert!("x".repeat(128).parse::<ListId>().is_ok());
+    }
+
+    #[test]
+    fn durations() {
+        use std::time::Duration;
+        assert_eq!(parse_duration("500ms").unwrap(), Duration::from_millis(500));
+        assert_eq!(parse_duration("30").unwrap(), Duration::from_secs(30));
+        assert_eq!(parse_duration("1h").unwrap(), Duration::from_secs(3600));
+        assert!(parse_duration("-1").is_err());
+        assert!(parse_duration("soon").is_err());
+        assert!(parse_duration("nan").is_err());
+    }
+
+    #[test]
+    fn meta() {
+        assert_eq!(
+            parse_meta("a=1").unwrap(),
+            ("a".into(), Some(Value::from(1)))
+        );
+        assert_eq!(
+            parse_meta("a=x y").unwrap(),
+            ("a".into(), Some(Value::from("x y")))
+        );
+        assert_eq!(parse_meta("a=").unwrap(), ("a".into(), None));
+        assert!(parse_meta("a").is_err());
+        assert!(parse_meta("=1").is_err());
+    }
+}

@@ -1,0 +1,273 @@
+//! Rendering tasks: text (Claude Code's TaskList shape), JSON, JSON lines, CSV, ids, Markdown.
+
+use crate::error::{Error, Result};
+use crate::model::{Status, Task, TaskId};
+use crate::store::Counts;
+use crate::time::rfc3339;
+use serde_json::{json, Map, Value};
+use std::io::Write;
+
+/// Field names of the JSON task, in output order (also the CSV columns).
+pub const FIELDS: &[&str] = &[
+    "id",
+    "list",
+    "subject",
+    "description",
+    "activeForm",
+    "status",
+    "owner",
+    "blockedBy",
+    "blocks",
+    "priority",
+    "metadata",
+    "attempts",
+    "maxAttempts",
+    "ready",
+    "result",
+    "log",
+    "exitCode",
+    "createdAt",
+    "updatedAt",
+    "startedAt",
+    "finishedAt",
+];
+
+fn ids_json(ids: &[TaskId]) -> Value {
+    Value::Array(ids.iter().map(|i| Value::String(i.0.to_string())).collect())
+}
+
+fn time_json(ms: Option<i64>) -> Value {
+    ms.map_or(Value::Null, |t| Value::String(rfc3339(t)))
+}
+
+/// The JSON object of a task: a superset of Claude Code's task file.
+pub fn task_json(t: &Task) -> Value {
+    let mut m = Map::new();
+    for f in FIELDS {
+        m.insert((*f).to_string(), field(t, f));
+    }
+    Value::Object(m)
+}
+
+fn field(t: &Task, name: &str) -> Value {
+    match name {
+        "id" => json!(t.id.0.to_string()),
+        "list" => json!(t.list),
+        "subject" => json!(t.subject),
+        "description" => json!(t.description),
+        "activeForm" => json!(t.active_form),
+        "status" => json!(t.status.as_str()),
+        "owner" => json!(t.owner),
+        "blockedBy" => ids_json(&t.blocked_by),
+        "blocks" => ids_json(&t.blocks),
+        "priority" => json!(t.priority),
+        "metadata" => Value::Object(t.metadata.clone()),
+        "attempts" => json!(t.attempts),
+        "maxAttempts" => json!(t.max_attempts),
+        "ready" => json!(t.is_ready()),
+        "result" => json!(t.result),
+        "log" => json!(t.log),
+        "exitCode" => json!(t.exit_code),
+        "createdAt" => time_json(Some(t.created_at)),
+        "updatedAt" => time_json(Some(t.updated_at)),
+        "startedAt" => time_json(t.started_at),
+        "finishedAt" => time_json(t.finished_at),
+        _ => Value::Null,
+    }
+}
+
+/// `#3 [pending] Review PR #125 (owner) [blocked by #1, #2]`
+pub fn text_line(t: &Task) -> String {
+    let mut s = format!("{} [{}] {}", t.id, t.status, one_line(&t.subject));
+    if let Some(o) = &t.owner {
+        s += &format!(" ({o})");
+    }
+    if !t.open_blockers.is_empty() {
+        let b: Vec<String> = t.open_blockers.iter().map(|b| b.to_string()).collect();
+        s += &format!(" [blocked by {}]", b.join(", "));
+    }
+    s
+}
+
+/// Newlines in a subject would break one-task-a-line output.
+fn one_line(s: &str) -> String {
+    s.replace(['\n', '\r'], " ")
+}
+
+/// Check `--fields` names before anything is read or printed.
+pub fn check_fields(fields: &[String]) -> Result<()> {
+    for f in fields {
+        if !FIELDS.contains(&f.as_str()) {
+            return Err(Error::usage(format!(
+                "unknown field '{f}' (expected some of: {})",
+                FIELDS.join(", ")
+            )));
+        }
+    }
+    Ok(())
+}
+
+fn csv_cell(v: &Value) -> String {
+    match v {
+        Value::Null => String::new(),
+        Value::String(s) => s.clone(),
+        Value::Array(a) => a
+            .iter()
+            .map(|x| x.as_str().map_or_else(|| x.to_string(), str::to_string))
+            .collect::<Vec<_>>()
+            .join(","),
+        other => other.to_string(),
+    }
+}
+
+pub fn write_csv(out: &mut dyn Write, tasks: &[Task], fields: &[String]) -> Result<()> {
+    let fields: Vec<&str> = if fields.is_empty() {
+        FIELDS.to_vec()
+    } else {
+        fields.iter().map(String::as_str).collect()
+    };
+    let mut w = csv::Writer::from_writer(out);
+    let csv_err = |e: csv::Error| match e.into_kind() {
+        csv::ErrorKind::Io(io) => Error::from(io),
+        other => Error::store(format!("{other:?}")),
+    };
+    w.write_record(&fields).map_err(csv_err)?;
+    for t in tasks {
+        w.write_record(fields.iter().map(|f| csv_cell(&field(t, f))))
+            .map_err(csv_err)?;
+    }
+    w.flush()?;
+    Ok(())
+}
+
+pub fn write_json(out: &mut dyn Write, tasks: &[Task]) -> Result<()> {
+    let all: Vec<Value> = tasks.iter().map(task_json).collect();
+    serde_json::to_writer_pretty(&mut *out, &all)
+        .map_err(|e| Error::from(std::io::Error::from(e)))?;
+    writeln!(out)?;
+    Ok(())
+}
+
+pub fn write_jsonl(out: &mut dyn Write, tasks: &[Task]) -> Result<()> {
+    for t in tasks {
+        serde_json::to_writer(&mut *out, &task_json(t))
+            .map_err(|e| Error::from(std::io::Error::from(e)))?;
+        writeln!(out)?;
+    }
+    Ok(())
+}
+
+pub fn write_ids(out: &mut dyn Write, ids: impl IntoIterator<Item = TaskId>) -> Result<()> {
+    for id in ids {
+        writeln!(out, "{}", id.0)?;
+    }
+    Ok(())
+}
+
+pub fn write_text(out: &mut dyn Write, tasks: &[Task]) -> Result<()> {
+    for t in tasks {
+        writeln!(out, "{}", text_line(t))?;
+    }
+    Ok(())
+}
+
+fn counts_of(tasks: &[Task]) -> Counts {
+    let mut c = Counts::default();
+    for t in tasks {
+        c.add(t.status, 1);
+    }
+    c
+}
+
+/// "3 completed, 1 failed" (statuses with a zero count left out).
+pub fn counts_phrase(c: &Counts) -> String {
+    let parts: Vec<String> = Status::ALL
+        .iter()
+        .filter(|s| c.get(**s) > 0)
+        .map(|s| format!("{} {}", c.get(*s), s))
+        .collect();
+    if parts.is_empty() {
+        "none".into()
+    } else {
+        parts.join(", ")
+    }
+}
+
+fn duration_text(t: &Task) -> Option<String> {
+    let ms = t.finished_at? - t.started_at?;
+    Some(if ms < 1000 {
+        format!("{ms}ms")
+    } else if ms < 60_000 {
+        format!("{:.1}s", ms as f64 / 1000.0)
+    } else {
+        format!("{}m{:02}s", ms / 60_000, (ms / 1000) % 60)
+    })
+}
+
+/// The report a coordinator hands back: a heading with counts, then a line a task with
+/// its result's first lines (failed: exit code and the tail of its log).
+pub fn write_md(out: &mut dyn Write, tasks: &[Task]) -> Result<()> {
+    const LINES: usize = 3;
+    let c = counts_of(tasks);
+    let noun = if tasks.len() == 1 { "task" } else { "tasks" };
+    writeln!(out, "## {} {noun}: {}\n", tasks.len(), counts_phrase(&c))?;
+    for t in tasks {
+        let mark = match t.status {
+            Status::Completed => "✓",
+            Status::Failed | Status::Cancelled => "✗",
+            _ => "…",
+        };
+        let mut details: Vec<String> = Vec::new();
+        if let Some(o) = &t.owner {
+            details.push(o.clone());
+        }
+        if let Some(d) = duration_text(t) {
+            details.push(d);
+        }
+        if t.status != Status::Completed {
+            details.push(t.status.to_string());
+        }
+        if let (Status::Failed, Some(code)) = (t.status, t.exit_code) {
+            details.push(format!("exit {code}"));
+        }
+        let details = if details.is_empty() {
+            String::new()
+        } else {
+            format!(" ({})", details.join(", "))
+        };
+        writeln!(out, "- {mark} {} {}{details}", t.id, one_line(&t.subject))?;
+        let body: Vec<&str> = match t.status {
+            Status::Failed => {
+                let log: Vec<&str> = t.log.as_deref().unwrap_or("").lines().collect();
+                log[log.len().saturating_sub(LINES)..].to_vec()
+            }
+            _ => t
+                .result
+                .as_deref()
+                .unwrap_or("")
+                .lines()
+                .take(LINES)
+                .collect(),
+        };
+        for line in body.iter().filter(|l| !l.trim().is_empty()) {
+            writeln!(out, "  > {line}")?;
+        }
+    }
+    Ok(())
+}
+
+pub fn write_counts_text(out: &mut dyn Write, c: &Counts) -> Result<()> {
+    for s in Status::ALL {
+        writeln!(out, "{} {}", s, c.get(s))?;
+    }
+    Ok(())
+}
+
+pub fn counts_json(c: &Counts) -> Value {
+    let mut m = Map::new();
+    for s in Status::ALL {
+        m.insert(s.as_str().to_string(), json!(c.get(s)));
+    }
+    m.insert("total".into(), json!(c.total()));
+    Value::Object(m)
+}

@@ -1,0 +1,90 @@
+//! The SQLite schema as numbered migrations; the version lives in `PRAGMA user_version`.
+//! Never edit a released migration: add the next one.
+
+/// Migration N (1-based) is `MIGRATIONS[N - 1]`.
+pub const MIGRATIONS: &[&str] = &[
+    // 1: lists, tasks, dependency edges, and the triggers that keep
+    //    `tasks.open_blockers` (how many blockers are not completed) exact, so that
+    //    "ready" is an indexed column instead of a join.
+    r#"
+CREATE TABLE lists (
+    id         INTEGER PRIMARY KEY,
+    name       TEXT    NOT NULL UNIQUE,
+    last_id    INTEGER NOT NULL DEFAULT 0,   -- high-water mark: ids are never reused
+    created_at INTEGER NOT NULL              -- ms since the Unix epoch
+);
+
+CREATE TABLE tasks (
+    list_id       INTEGER NOT NULL REFERENCES lists(id),
+    id            INTEGER NOT NULL,          -- per list: 1, 2, 3 ...
+    subject       TEXT    NOT NULL,
+    description   TEXT    NOT NULL DEFAULT '',
+    active_form   TEXT,
+    status        TEXT    NOT NULL DEFAULT 'pending'
+                  CHECK (status IN ('pending','in_progress','completed','failed','cancelled')),
+    owner         TEXT,
+    priority      INTEGER NOT NULL DEFAULT 0,
+    metadata      TEXT    NOT NULL DEFAULT '{}',   -- a JSON object
+    attempts      INTEGER NOT NULL DEFAULT 0,
+    max_attempts  INTEGER NOT NULL DEFAULT 1,
+    open_blockers INTEGER NOT NULL DEFAULT 0,      -- maintained by the triggers below
+    result        TEXT,
+    log           TEXT,
+    exit_code     INTEGER,
+    claim_token   INTEGER,                   -- new random value at every claim
+    lease_until   INTEGER,                   -- ms; NULL: the claim never expires
+    holder_host   TEXT,                      -- the claiming process, when known
+    holder_pid    INTEGER,
+    holder_start  INTEGER,
+    created_at    INTEGER NOT NULL,
+    updated_at    INTEGER NOT NULL,
+    started_at    INTEGER,
+    finished_at   INTEGER,
+    UNIQUE (list_id, id)
+);
+
+-- edge: `blocked` waits for `blocker` (blocker.blocks / blocked.blockedBy)
+CREATE TABLE edges (
+    list_id INTEGER NOT NULL,
+    blocker INTEGER NOT NULL,
+    blocked INTEGER NOT NULL,
+    PRIMARY KEY (list_id, blocker, blocked)
+) WITHOUT ROWID;
+CREATE INDEX edges_by_blocked ON edges (list_id, blocked, blocker);
+
+-- claim: the first ready task by priority then id, whatever the number of finished tasks
+CREATE INDEX tasks_ready ON tasks (list_id, priority DESC, id)
+    WHERE status = 'pending' AND open_blockers = 0;
+-- claim: expired leases; --limit: what is running
+CREATE INDEX tasks_running ON tasks (list_id, lease_until) WHERE status = 'in_progress';
+-- status filters and counts
+CREATE INDEX tasks_by_status ON tasks (list_id, status, id);
+
+CREATE TRIGGER edge_added AFTER INSERT ON edges BEGIN
+    UPDATE tasks SET open_blockers = open_blockers + 1
+     WHERE list_id = NEW.list_id AND id = NEW.blocked
+       AND (SELECT status FROM tasks WHERE list_id = NEW.list_id AND id = NEW.blocker) <> 'completed';
+END;
+
+CREATE TRIGGER edge_removed AFTER DELETE ON edges BEGIN
+    UPDATE tasks SET open_blockers = open_blockers - 1
+     WHERE list_id = OLD.list_id AND id = OLD.blocked
+       AND (SELECT status FROM tasks WHERE list_id = OLD.list_id AND id = OLD.blocker) <> 'completed';
+END;
+
+CREATE TRIGGER blocker_status AFTER UPDATE OF status ON tasks
+WHEN (OLD.status = 'completed') <> (NEW.status = 'completed') BEGIN
+    UPDATE tasks SET open_blockers = open_blockers + (CASE WHEN NEW.status = 'completed' THEN -1 ELSE 1 END)
+     WHERE list_id = NEW.list_id
+       AND id IN (SELECT blocked FROM edges WHERE list_id = NEW.list_id AND blocker = NEW.id);
+END;
+
+-- a deleted task takes its edges along (while its status can still be read)
+CREATE TRIGGER task_deleted BEFORE DELETE ON tasks BEGIN
+    DELETE FROM edges WHERE list_id = OLD.list_id AND blocker = OLD.id;
+    DELETE FROM edges WHERE list_id = OLD.list_id AND blocked = OLD.id;
+END;
+"#,
+];
+
+pub const SCHEMA_VERSION: i64 = MIGRATIONS.len() as i64;

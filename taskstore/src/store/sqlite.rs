@@ -1,0 +1,895 @@
+//! The embedded SQLite backend: one file, WAL mode, every write `BEGIN IMMEDIATE`.
+
+use super::schema::{MIGRATIONS, SCHEMA_VERSION};
+use super::{
+    Claim, Counts, Filter, Holder, ListSummary, Outcome, OwnerChange, Store, Sync, Update,
+};
+use crate::bail;
+use crate::error::{Error, Result};
+use crate::graph;
+use crate::model::{BlockerRef, ListId, NewTask, Status, StatusFilter, Task, TaskId};
+use crate::time::{duration_ms, now_ms};
+use rusqlite::types::Value as Sql;
+use rusqlite::{
+    params, params_from_iter, Connection, ErrorCode, OpenFlags, OptionalExtension, Row,
+};
+use rusqlite::{Transaction, TransactionBehavior};
+use serde_json::{Map, Value};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Columns read into a `Task`, in `task_from_row` order.
+const COLS: &str = "id, subject, description, active_form, status, owner, priority, metadata, \
+    attempts, max_attempts, result, log, exit_code, claim_token, lease_until, \
+    created_at, updated_at, started_at, finished_at";
+
+/// Pending tasks that (transitively) wait for a failed or cancelled task. Binds ?1 = list.
+const DEAD_CTE: &str = "WITH RECURSIVE dead(id) AS ( \
+    SELECT id FROM tasks WHERE list_id = ?1 AND status IN ('failed','cancelled') \
+    UNION SELECT e.blocked FROM dead d JOIN edges e ON e.list_id = ?1 AND e.blocker = d.id \
+    JOIN tasks b ON b.list_id = ?1 AND b.id = e.blocked AND b.status = 'pending') ";
+
+impl From<rusqlite::Error> for Error {
+    fn from(e: rusqlite::Error) -> Error {
+        let what = match e.sqlite_error_code() {
+            Some(ErrorCode::NotADatabase) => "the file is not a task database",
+            Some(ErrorCode::DatabaseBusy | ErrorCode::DatabaseLocked) => {
+                "the store stayed locked by another process for longer than the 5 s busy timeout"
+            }
+            Some(ErrorCode::DiskFull) => "the disk is full",
+            Some(ErrorCode::ReadOnly) => "the store is read-only",
+            Some(ErrorCode::CannotOpen) => "the store file cannot be opened",
+            Some(ErrorCode::PermissionDenied) => "permission denied",
+            Some(ErrorCode::DatabaseCorrupt) => "the store is corrupt",
+            Some(ErrorCode::SystemIoFailure) => "an I/O error occurred",
+            _ => return Error::store(e.to_string()),
+        };
+        Error::store(format!("{what} ({e})"))
+    }
+}
+
+pub struct SqliteStore {
+    conn: Connection,
+    path: PathBuf,
+}
+
+impl SqliteStore {
+    pub fn open(path: &Path, sync: Sync) -> Result<SqliteStore> {
+        let at = |e: Error| e.context(format!("store {}", path.display()));
+        create_file(path).map_err(at)?;
+        let conn = Connection::open_with_flags(
+            path,
+            OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+        )
+        .map_err(|e| at(e.into()))?;
+        let mut store = SqliteStore {
+            conn,
+            path: path.to_path_buf(),
+        };
+        store.prepare(sync).map_err(at)?;
+        Ok(store)
+    }
+
+    fn prepare(&mut self, sync: Sync) -> Result<()> {
+        self.conn.busy_timeout(BUSY_TIMEOUT)?;
+        let level = match sync {
+            Sync::Normal => "NORMAL",
+            Sync::Full => "FULL",
+        };
+        self.conn.pragma_update(None, "synchronous", level)?;
+        let version = user_version(&self.conn)?;
+        if version > SCHEMA_VERSION {
+            bail!(
+                store,
+                "schema version {version} is newer than this binary knows ({SCHEMA_VERSION}); upgrade parallel-tasks"
+            );
+        }
+        if version < SCHEMA_VERSION {
+            self.migrate()?;
+        }
+        Ok(())
+    }
+
+    fn migrate(&mut self) -> Result<()> {
+        // WAL is a property of the file; it cannot be switched inside a transaction.
+        let mode: String = self
+            .conn
+            .query_row("PRAGMA journal_mode = WAL", [], |r| r.get(0))?;
+        if !mode.eq_ignore_ascii_case("wal") {
+            bail!(
+                store,
+                "cannot switch the store to WAL mode (journal_mode is {mode})"
+            );
+        }
+        let tx = self
+            .conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)?;
+        // Another process may have migrated while we waited for the lock.
+        let version = user_version(&tx)?;
+        if version > SCHEMA_VERSION {
+            bail!(
+                store,
+                "schema version {version} is newer than this binary knows ({SCHEMA_VERSION})"
+            );
+        }
+        for (i, sql) in MIGRATIONS.iter().enumerate().skip(version as usize) {
+            tx.execute_batch(sql)?;
+            tx.pragma_update(None, "user_version", i as i64 + 1)?;
+        }
+        tx.commit()?;
+        Ok(())
+    }
+
+    fn write<T>(&mut self, f: impl FnOnce(&Transaction) -> Result<T>) -> Result<T> {
+        let tx = self
+            .conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let value = f(&tx)?;
+        tx.commit()?;
+        Ok(value)
+    }
+}
+
+/// Create the store's folders (0700) and file (0600) if missing, so that results,
+/// which can hold secrets, are never readable by others.
+fn create_file(path: &Path) -> Result<()> {
+    use std::fs::{DirBuilder, OpenOptions};
+    use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
+    if path.is_dir() {
+        bail!(store, "it is a directory, not a task database");
+    }
+    if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
+        if !parent.exists() {
+            DirBuilder::new()
+                .recursive(true)
+                .mode(0o700)
+                .create(parent)
+                .map_err(|e| {
+                    Error::store(format!("cannot create folder {}: {e}", parent.display()))
+                })?;
+        }
+    }
+    match OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)
+    {
+        Ok(_) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(()),
+        Err(e) => Err(Error::store(format!("cannot create the store file: {e}"))),
+    }
+}
+
+fn user_version(conn: &Connection) -> Result<i64> {
+    Ok(conn.query_row("PRAGMA user_version", [], |r| r.get(0))?)
+}
+
+fn list_pk(conn: &Connection, list: &ListId) -> Result<Option<i64>> {
+    Ok(conn
+        .prepare_cached("SELECT id FROM lists WHERE name = ?1")?
+        .query_row([list.as_str()], |r| r.get(0))
+        .optional()?)
+}
+
+fn ensure_list(conn: &Connection, list: &ListId) -> Result<i64> {
+    if let Some(pk) = list_pk(conn, list)? {
+        return Ok(pk);
+    }
+    Ok(conn.query_row(
+        "INSERT INTO lists (name, created_at) VALUES (?1, ?2) RETURNING id",
+        params![list.as_str(), now_ms()],
+        |r| r.get(0),
+    )?)
+}
+
+fn not_found(id: TaskId, list: &ListId) -> Error {
+    Error::not_found(format!("task {id} not found in list '{list}'"))
+}
+
+fn parse_status(s: &str) -> rusqlite::Result<Status> {
+    s.parse().map_err(|e: Error| {
+        rusqlite::Error::FromSqlConversionFailure(4, rusqlite::types::Type::Text, e.into())
+    })
+}
+
+fn task_from_row(r: &Row, list: &ListId) -> rusqlite::Result<Task> {
+    let meta: String = r.get(7)?;
+    let metadata = match serde_json::from_str(&meta) {
+        Ok(Value::Object(m)) => m,
+        _ => Map::new(),
+    };
+    Ok(Task {
+        id: TaskId(r.get(0)?),
+        list: list.to_string(),
+        subject: r.get(1)?,
+        description: r.get(2)?,
+        active_form: r.get(3)?,
+        status: parse_status(&r.get::<_, String>(4)?)?,
+        owner: r.get(5)?,
+        priority: r.get(6)?,
+        metadata,
+        attempts: r.get(8)?,
+        max_attempts: r.get(9)?,
+        result: r.get(10)?,
+        log: r.get(11)?,
+        exit_code: r.get(12)?,
+        claim_token: r.get(13)?,
+        lease_until: r.get(14)?,
+        created_at: r.get(15)?,
+        updated_at: r.get(16)?,
+        started_at: r.get(17)?,
+        finished_at: r.get(18)?,
+        blocked_by: Vec::new(),
+        open_blockers: Vec::new(),
+        blocks: Vec::new(),
+    })
+}
+
+/// Fill in both directions of the task's edges.
+fn load_edges(conn: &Connection, lpk: i64, t: &mut Task) -> Result<()> {
+    let mut st = conn.prepare_cached(
+        "SELECT e.blocker, b.status FROM edges e JOIN tasks b ON b.list_id = e.list_id AND b.id = e.blocker \
+         WHERE e.list_id = ?1 AND e.blocked = ?2 ORDER BY e.blocker",
+    )?;
+    let mut rows = st.query(params![lpk, t.id.0])?;
+    while let Some(r) = rows.next()? {
+        let id = TaskId(r.get(0)?);
+        t.blocked_by.push(id);
+        if r.get_ref(1)?.as_str().map_err(rusqlite::Error::from)? != "completed" {
+            t.open_blockers.push(id);
+        }
+    }
+    let mut st = conn.prepare_cached(
+        "SELECT blocked FROM edges WHERE list_id = ?1 AND blocker = ?2 ORDER BY blocked",
+    )?;
+    t.blocks = st
+        .query_map(params![lpk, t.id.0], |r| Ok(TaskId(r.get(0)?)))?
+        .collect::<rusqlite::Result<_>>()?;
+    Ok(())
+}
+
+/// The JSON path of a metadata key, for SQLite's `->` operator.
+fn meta_path(key: &str) -> String {
+    format!("$.\"{}\"", key.replace('\\', "\\\\").replace('"', "\\\""))
+}
+
+/// `WHERE` terms of a filter (after `list_id = ?1`), with their parameters appended.
+/// The second value tells whether the stalled CTE must prefix the statement.
+fn filter_sql(filter: &Filter, args: &mut Vec<Sql>) -> (String, bool) {
+    let mut sql = String::new();
+    let mut dead = false;
+    if !filter.ids.is_empty() {
+        let ids: Vec<String> = filter.ids.iter().map(|i| i.0.to_string()).collect();
+        sql += &format!(" AND id IN ({})", ids.join(","));
+    }
+    if !filter.statuses.is_empty() {
+        let terms: Vec<String> = filter
+            .statuses
+            .iter()
+            .map(|s| match s {
+                StatusFilter::Is(st) => format!("status = '{}'", st.as_str()),
+                StatusFilter::Ready => "(status = 'pending' AND open_blockers = 0)".into(),
+                StatusFilter::Blocked => "(status = 'pending' AND open_blockers > 0)".into(),
+                StatusFilter::Open => "status IN ('pending','in_progress')".into(),
+                StatusFilter::Done => "status IN ('completed','failed','cancelled')".into(),
+                StatusFilter::Stalled => {
+                    dead = true;
+                    "(status = 'pending' AND id IN (SELECT id FROM dead))".into()
+                }
+            })
+            .collect();
+        sql += &format!(" AND ({})", terms.join(" OR "));
+    }
+    if let Some(owner) = &filter.owner {
+        sql += " AND owner = ?";
+        args.push(Sql::Text(owner.clone()));
+    }
+    for (k, v) in &filter.metadata {
+        sql += " AND metadata -> ? = ?";
+        args.push(Sql::Text(meta_path(k)));
+        args.push(Sql::Text(v.to_string()));
+    }
+    (sql, dead)
+}
+
+fn select_tasks(conn: &Connection, lpk: i64, list: &ListId, filter: &Filter) -> Result<Vec<Task>> {
+    for &id in &filter.ids {
+        let exists = conn
+            .prepare_cached("SELECT 1 FROM tasks WHERE list_id = ?1 AND id = ?2")?
+            .exists(params![lpk, id.0])?;
+        if !exists {
+            return Err(not_found(id, list));
+        }
+    }
+    let mut args = vec![Sql::Integer(lpk)];
+    let (terms, dead) = filter_sql(filter, &mut args);
+    let mut sql = format!(
+        "{}SELECT {COLS} FROM tasks WHERE list_id = ?1{terms} ORDER BY id",
+        if dead { DEAD_CTE } else { "" }
+    );
+    if let Some(n) = filter.limit {
+        sql += &format!(" LIMIT {n}");
+    }
+    let mut st = conn.prepare_cached(&sql)?;
+    let mut tasks: Vec<Task> = st
+        .query_map(params_from_iter(args), |r| task_from_row(r, list))?
+        .collect::<rusqlite::Result<_>>()?;
+    for t in &mut tasks {
+        load_edges(conn, lpk, t)?;
+    }
+    Ok(tasks)
+}
+
+fn one_task(conn: &Connection, lpk: i64, list: &ListId, id: TaskId) -> Result<Task> {
+    let filter = Filter {
+        ids: vec![id],
+        ..Filter::default()
+    };
+    select_tasks(conn, lpk, list, &filter)?
+        .pop()
+        .ok_or_else(|| not_found(id, list))
+}
+
+/// Add the edge "`blocked` waits for `blocker`", refusing self edges and cycles.
+fn add_edge(
+    conn: &Connection,
+    lpk: i64,
+    list: &ListId,
+    blocker: TaskId,
+    blocked: TaskId,
+) -> Result<()> {
+    if blocker == blocked {
+        bail!(usage, "task {blocker} cannot block itself");
+    }
+    for id in [blocker, blocked] {
+        let exists = conn
+            .prepare_cached("SELECT 1 FROM tasks WHERE list_id = ?1 AND id = ?2")?
+            .exists(params![lpk, id.0])?;
+        if !exists {
+            return Err(not_found(id, list));
+        }
+    }
+    // A cycle closes when `blocker` already (transitively) waits for `blocked`.
+    let cycle = conn
+        .prepare_cached(
+            "WITH RECURSIVE down(id) AS (SELECT ?2 UNION \
+             SELECT e.blocked FROM edges e JOIN down d ON e.list_id = ?1 AND e.blocker = d.id) \
+             SELECT 1 FROM down WHERE id = ?3",
+        )?
+        .exists(params![lpk, blocked.0, blocker.0])?;
+    if cycle {
+        bail!(
+            usage,
+            "dependency cycle: {blocked} blocked by {blocker}, but {blocker} already waits for {blocked}"
+        );
+    }
+    conn.prepare_cached(
+        "INSERT OR IGNORE INTO edges (list_id, blocker, blocked) VALUES (?1, ?2, ?3)",
+    )?
+    .execute(params![lpk, blocker.0, blocked.0])?;
+    Ok(())
+}
+
+fn remove_edge(conn: &Connection, lpk: i64, blocker: TaskId, blocked: TaskId) -> Result<()> {
+    conn.prepare_cached("DELETE FROM edges WHERE list_id = ?1 AND blocker = ?2 AND blocked = ?3")?
+        .execute(params![lpk, blocker.0, blocked.0])?;
+    Ok(())
+}
+
+/// Current status and owner of a task, or not found.
+fn status_owner(
+    conn: &Connection,
+    lpk: i64,
+    list: &ListId,
+    id: TaskId,
+) -> Result<(Status, Option<String>, String)> {
+    conn.prepare_cached("SELECT status, owner, metadata FROM tasks WHERE list_id = ?1 AND id = ?2")?
+        .query_row(params![lpk, id.0], |r| {
+            Ok((parse_status(&r.get::<_, String>(0)?)?, r.get(1)?, r.get(2)?))
+        })
+        .optional()?
+        .ok_or_else(|| not_found(id, list))
+}
+
+fn check_if_status(id: TaskId, current: Status, wanted: &[Status]) -> Result<()> {
+    if wanted.is_empty() || wanted.contains(&current) {
+        return Ok(());
+    }
+    let names: Vec<&str> = wanted.iter().map(|s| s.as_str()).collect();
+    bail!(
+        conflict,
+        "task {id} is {current}, not {}",
+        names.join(" or ")
+    )
+}
+
+fn dedup(ids: &[TaskId]) -> Vec<TaskId> {
+    let mut seen = std::collections::HashSet::new();
+    ids.iter().copied().filter(|i| seen.insert(*i)).collect()
+}
+
+/// Columns reset when a task goes back to pending: nobody holds it any more.
+const UNCLAIMED: &str = "status = 'pending', claim_token = NULL, lease_until = NULL, \
+    holder_host = NULL, holder_pid = NULL, holder_start = NULL, started_at = NULL, finished_at = NULL";
+
+impl Store for SqliteStore {
+    fn create(&mut self, list: &ListId, tasks: &[NewTask]) -> Result<Vec<TaskId>> {
+        graph::validate_batch(tasks)?;
+        if tasks.is_empty() {
+            return Ok(Vec::new());
+        }
+        self.write(|tx| {
+            let lpk = ensure_list(tx, list)?;
+            for t in tasks {
+                for b in &t.blocked_by {
+                    if let BlockerRef::Id(id) = b {
+                        let exists = tx
+                            .prepare_cached("SELECT 1 FROM tasks WHERE list_id = ?1 AND id = ?2")?
+                            .exists(params![lpk, id.0])?;
+                        if !exists {
+                            bail!(
+                                not_found,
+                                "{}blocker {id} not found in list '{list}'",
+                                t.origin_prefix()
+                            );
+                        }
+                    }
+                }
+            }
+            let n = tasks.len() as i64;
+            let last: i64 = tx.query_row(
+                "UPDATE lists SET last_id = last_id + ?2 WHERE id = ?1 RETURNING last_id",
+                params![lpk, n],
+                |r| r.get(0),
+            )?;
+            let first = last - n + 1;
+            let now = now_ms();
+            let mut insert = tx.prepare_cached(
+                "INSERT INTO tasks (list_id, id, subject, description, active_form, owner, priority, \
+                 metadata, max_attempts, created_at, updated_at) VALUES (?1,?2,?3,?4,?5,?6,?7,?8,?9,?10,?10)",
+            )?;
+            let mut edge = tx.prepare_cached(
+                "INSERT OR IGNORE INTO edges (list_id, blocker, blocked) VALUES (?1, ?2, ?3)",
+            )?;
+            for (i, t) in tasks.iter().enumerate() {
+                let id = first + i as i64;
+                insert.execute(params![
+                    lpk,
+                    id,
+                    t.subject,
+                    t.description,
+                    t.active_form,
+                    t.owner,
+                    t.priority,
+                    Value::Object(t.metadata.clone()).to_string(),
+                    t.max_attempts,
+                    now
+                ])?;
+            }
+            for (i, t) in tasks.iter().enumerate() {
+                for b in &t.blocked_by {
+                    let blocker = match *b {
+                        BlockerRef::Id(id) => id.0,
+                        BlockerRef::Record(j) => first + j as i64,
+                    };
+                    edge.execute(params![lpk, blocker, first + i as i64])?;
+                }
+            }
+            Ok((first..=last).map(TaskId).collect())
+        })
+    }
+
+    fn tasks(&mut self, list: &ListId, filter: &Filter) -> Result<Vec<Task>> {
+        match list_pk(&self.conn, list)? {
+            Some(lpk) => select_tasks(&self.conn, lpk, list, filter),
+            None => match filter.ids.first() {
+                Some(&id) => Err(not_found(id, list)),
+                None => Ok(Vec::new()),
+            },
+        }
+    }
+
+    fn counts(&mut self, list: &ListId, filter: &Filter) -> Result<Counts> {
+        let mut counts = Counts::default();
+        let Some(lpk) = list_pk(&self.conn, list)? else {
+            return Ok(counts);
+        };
+        let mut args = vec![Sql::Integer(lpk)];
+        let (terms, dead) = filter_sql(filter, &mut args);
+        let sql = format!(
+            "{}SELECT status, count(*) FROM tasks WHERE list_id = ?1{terms} GROUP BY status",
+            if dead { DEAD_CTE } else { "" }
+        );
+        let mut st = self.conn.prepare_cached(&sql)?;
+        let mut rows = st.query(params_from_iter(args))?;
+        while let Some(r) = rows.next()? {
+            counts.add(
+                parse_status(&r.get::<_, String>(0)?)?,
+                r.get::<_, i64>(1)? as u64,
+            );
+        }
+        Ok(counts)
+    }
+
+    fn lists(&mut self) -> Result<Vec<ListSummary>> {
+        let mut st = self.conn.prepare_cached(
+            "SELECT l.name, t.status, count(t.id) FROM lists l LEFT JOIN tasks t ON t.list_id = l.id \
+             GROUP BY l.id, t.status ORDER BY l.name",
+        )?;
+        let mut rows = st.query([])?;
+        let mut out: Vec<ListSummary> = Vec::new();
+        while let Some(r) = rows.next()? {
+            let name: String = r.get(0)?;
+            if out.last().map(|l| &l.name) != Some(&name) {
+                out.push(ListSummary {
+                    name,
+                    counts: Counts::default(),
+                });
+            }
+            if let Some(status) = r.get::<_, Option<String>>(1)? {
+                let n: i64 = r.get(2)?;
+                out.last_mut()
+                    .expect("pushed above")
+                    .counts
+                    .add(parse_status(&status)?, n as u64);
+            }
+        }
+        Ok(out)
+    }
+
+    fn update(&mut self, list: &ListId, ids: &[TaskId], u: &Update) -> Result<Vec<Task>> {
+        if let Some(s) = &u.subject {
+            if s.trim().is_empty() {
+                bail!(usage, "the subject is empty");
+            }
+        }
+        if let Some(n) = u.max_attempts {
+            if n < 1 {
+                bail!(usage, "--max-attempts must be at least 1, got {n}");
+            }
+        }
+        let ids = dedup(ids);
+        self.write(|tx| {
+            let lpk = list_pk(tx, list)?.ok_or_else(|| not_found(ids[0], list))?;
+            let now = now_ms();
+            for &id in &ids {
+                let (current, owner, meta) = status_owner(tx, lpk, list, id)?;
+                check_if_status(id, current, &u.if_status)?;
+                if let (Some(new), OwnerChange::Set(name), Some(holder)) =
+                    (u.status, &u.owner, &owner)
+                {
+                    if new.is_terminal() && holder != name {
+                        bail!(conflict, "task {id} is held by '{holder}', not '{name}'");
+                    }
+                }
+                let mut sets: Vec<String> = vec!["updated_at = ?".into()];
+                let mut args: Vec<Sql> = vec![Sql::Integer(now)];
+                let mut set = |col: &str, v: Sql| {
+                    sets.push(format!("{col} = ?"));
+                    args.push(v);
+                };
+                if let Some(v) = &u.subject {
+                    set("subject", Sql::Text(v.clone()));
+                }
+                if let Some(v) = &u.description {
+                    set("description", Sql::Text(v.clone()));
+                }
+                if let Some(v) = &u.active_form {
+                    set("active_form", Sql::Text(v.clone()));
+                }
+                if let Some(v) = u.priority {
+                    set("priority", Sql::Integer(v));
+                }
+                if let Some(v) = u.max_attempts {
+                    set("max_attempts", Sql::Integer(v));
+                }
+                if let Some(v) = &u.result {
+                    set("result", Sql::Text(v.clone()));
+                }
+                if let Some(d) = u.lease {
+                    set("lease_until", Sql::Integer(now + duration_ms(d)));
+                }
+                if !u.metadata.is_empty() {
+                    let mut m = match serde_json::from_str(&meta) {
+                        Ok(Value::Object(m)) => m,
+                        _ => Map::new(),
+                    };
+                    for (k, v) in &u.metadata {
+                        match v {
+                            Some(v) => m.insert(k.clone(), v.clone()),
+                            None => m.remove(k),
+                        };
+                    }
+                    set("metadata", Sql::Text(Value::Object(m).to_string()));
+                }
+                match &u.owner {
+                    OwnerChange::Keep => {}
+                    OwnerChange::Set(name) => set("owner", Sql::Text(name.clone())),
+                    OwnerChange::Clear => set("owner", Sql::Null),
+                }
+                match u.status {
+                    Some(s) if s != current => {
+                        set("status", Sql::Text(s.as_str().into()));
+                        match s {
+                            // Back to pending: nobody holds it, so any worker may claim it.
+                            Status::Pending => {
+                                sets.push(UNCLAIMED.into());
+                                if u.owner == OwnerChange::Keep {
+                                    sets.push("owner = NULL".into());
+                                }
+                            }
+                            Status::InProgress => {
+                                sets.push("started_at = ?, finished_at = NULL".into());
+                                args.push(Sql::Integer(now));
+                            }
+                            _ => {
+                                sets.push("finished_at = ?, lease_until = NULL".into());
+                                args.push(Sql::Integer(now));
+                            }
+                        }
+                    }
+                    _ => {}
+                }
+                args.push(Sql::Integer(lpk));
+                args.push(Sql::Integer(id.0));
+                let sql = format!(
+                    "UPDATE tasks SET {} WHERE list_id = ? AND id = ?",
+                    sets.join(", ")
+                );
+                tx.execute(&sql, params_from_iter(args))?;
+                for &b in &u.add_blocked_by {
+                    add_edge(tx, lpk, list, b, id)?;
+                }
+                for &b in &u.add_blocks {
+                    add_edge(tx, lpk, list, id, b)?;
+                }
+                for &b in &u.remove_blocked_by {
+                    remove_edge(tx, lpk, b, id)?;
+                }
+                for &b in &u.remove_blocks {
+                    remove_edge(tx, lpk, id, b)?;
+                }
+            }
+            ids.iter().map(|&id| one_task(tx, lpk, list, id)).collect()
+        })
+    }
+
+    fn release(&mut self, list: &ListId, ids: &[TaskId], owner: Option<&str>) -> Result<Vec<Task>> {
+        let ids = dedup(ids);
+        self.write(|tx| {
+            let lpk = list_pk(tx, list)?.ok_or_else(|| not_found(ids[0], list))?;
+            for &id in &ids {
+                let (current, holder, _) = status_owner(tx, lpk, list, id)?;
+                check_if_status(id, current, &[Status::InProgress])?;
+                if let (Some(want), Some(holder)) = (owner, &holder) {
+                    if want != holder {
+                        bail!(conflict, "task {id} is held by '{holder}', not '{want}'");
+                    }
+                }
+                tx.execute(
+                    &format!(
+                        "UPDATE tasks SET {UNCLAIMED}, owner = NULL, attempts = max(attempts - 1, 0), \
+                         updated_at = ?3 WHERE list_id = ?1 AND id = ?2"
+                    ),
+                    params![lpk, id.0, now_ms()],
+                )?;
+            }
+            ids.iter().map(|&id| one_task(tx, lpk, list, id)).collect()
+        })
+    }
+
+    fn delete(&mut self, list: &ListId, ids: &[TaskId], if_status: &[Status]) -> Result<()> {
+        let ids = dedup(ids);
+        self.write(|tx| {
+            let lpk = list_pk(tx, list)?.ok_or_else(|| not_found(ids[0], list))?;
+            for &id in &ids {
+                let (current, _, _) = status_owner(tx, lpk, list, id)?;
+                check_if_status(id, current, if_status)?;
+                tx.execute(
+                    "DELETE FROM tasks WHERE list_id = ?1 AND id = ?2",
+                    params![lpk, id.0],
+                )?;
+            }
+            Ok(())
+        })
+    }
+
+    fn claim(&mut self, list: &ListId, c: &Claim) -> Result<Option<Task>> {
+        if c.owner.is_empty() {
+            bail!(usage, "the owner name is empty");
+        }
+        self.write(|tx| {
+            let Some(lpk) = list_pk(tx, list)? else {
+                return match c.id {
+                    Some(id) => Err(not_found(id, list)),
+                    None => Ok(None),
+                };
+            };
+            let now = now_ms();
+            // Conditions shared by both candidate branches (parameters bound per branch).
+            let mut cond = String::new();
+            let mut cond_args: Vec<Sql> = Vec::new();
+            if let Some(id) = c.id {
+                cond += " AND t.id = ?";
+                cond_args.push(Sql::Integer(id.0));
+            }
+            for (k, v) in &c.matching {
+                cond += " AND t.metadata -> ? = ?";
+                cond_args.push(Sql::Text(meta_path(k)));
+                cond_args.push(Sql::Text(v.to_string()));
+            }
+            for (k, n) in &c.limits {
+                cond += " AND (t.metadata -> ? IS NULL OR (SELECT count(*) FROM tasks u \
+                    WHERE u.list_id = t.list_id AND u.status = 'in_progress' \
+                    AND (u.lease_until IS NULL OR u.lease_until >= ?) \
+                    AND u.metadata -> ? = t.metadata -> ?) < ?)";
+                let path = Sql::Text(meta_path(k));
+                cond_args.extend([path.clone(), Sql::Integer(now), path.clone(), path, Sql::Integer(*n)]);
+            }
+            let lease = c.lease.map(|d| now + duration_ms(d));
+            let (host, pid, start) = match &c.holder {
+                Some(h) => (Some(h.host.clone()), Some(h.pid as i64), Some(h.started as i64)),
+                None => (None, None, None),
+            };
+            let sql = format!(
+                "UPDATE tasks SET status = 'in_progress', owner = ?, attempts = attempts + 1, \
+                 claim_token = abs(random()), lease_until = ?, holder_host = ?, holder_pid = ?, \
+                 holder_start = ?, started_at = ?, updated_at = ?, finished_at = NULL \
+                 WHERE list_id = ? AND id = (SELECT id FROM ( \
+                   SELECT * FROM (SELECT t.id, t.priority FROM tasks t WHERE t.list_id = ? \
+                     AND t.status = 'pending' AND t.open_blockers = 0 AND (t.owner IS NULL OR t.owner = ?){cond} \
+                     ORDER BY t.priority DESC, t.id LIMIT 1) \
+                   UNION ALL \
+                   SELECT * FROM (SELECT t.id, t.priority FROM tasks t WHERE t.list_id = ? \
+                     AND t.status = 'in_progress' AND t.lease_until < ?{cond} \
+                     ORDER BY t.priority DESC, t.id LIMIT 1) \
+                 ) ORDER BY priority DESC, id LIMIT 1) \
+                 RETURNING {COLS}"
+            );
+            let mut args: Vec<Sql> = vec![
+                Sql::Text(c.owner.clone()),
+                lease.map_or(Sql::Null, Sql::Integer),
+                host.map_or(Sql::Null, Sql::Text),
+                pid.map_or(Sql::Null, Sql::Integer),
+                start.map_or(Sql::Null, Sql::Integer),
+                Sql::Integer(now),
+                Sql::Integer(now),
+                Sql::Integer(lpk),
+                Sql::Integer(lpk),
+                Sql::Text(c.owner.clone()),
+            ];
+            args.extend(cond_args.iter().cloned());
+            args.extend([Sql::Integer(lpk), Sql::Integer(now)]);
+            args.extend(cond_args);
+            let claimed = tx
+                .prepare_cached(&sql)?
+                .query_row(params_from_iter(args), |r| task_from_row(r, list))
+                .optional()?;
+            match (claimed, c.id) {
+                (Some(mut t), _) => {
+                    load_edges(tx, lpk, &mut t)?;
+                    Ok(Some(t))
+                }
+                (None, None) => Ok(None),
+                (None, Some(id)) => {
+                    let t = one_task(tx, lpk, list, id)?;
+                    let why = match (t.status, &t.owner) {
+                        (Status::Pending, _) if !t.open_blockers.is_empty() => {
+                            let b: Vec<String> = t.open_blockers.iter().map(|b| b.to_string()).collect();
+                            format!("is blocked by {}", b.join(", "))
+                        }
+                        (Status::Pending, Some(o)) if *o != c.owner => format!("is reserved for '{o}'"),
+                        (Status::InProgress, Some(o)) => format!("is in_progress, held by '{o}'"),
+                        (Status::Pending, _) => "does not match the claim's metadata or limits".into(),
+                        (s, _) => format!("is {s}"),
+                    };
+                    bail!(conflict, "task {id} cannot be claimed: it {why}")
+                }
+            }
+        })
+    }
+
+    fn renew(&mut self, list: &ListId, id: TaskId, token: i64, lease: Duration) -> Result<()> {
+        self.write(|tx| {
+            let lpk = list_pk(tx, list)?.ok_or_else(|| not_found(id, list))?;
+            let now = now_ms();
+            let n = tx.execute(
+                "UPDATE tasks SET lease_until = ?4, updated_at = ?5 \
+                 WHERE list_id = ?1 AND id = ?2 AND claim_token = ?3 AND status = 'in_progress'",
+                params![lpk, id.0, token, now + duration_ms(lease), now],
+            )?;
+            if n == 0 {
+                bail!(
+                    conflict,
+                    "the claim on task {id} was taken over by another worker"
+                );
+            }
+            Ok(())
+        })
+    }
+
+    fn finish(&mut self, list: &ListId, id: TaskId, token: i64, o: &Outcome) -> Result<Task> {
+        self.write(|tx| {
+            let lpk = list_pk(tx, list)?.ok_or_else(|| not_found(id, list))?;
+            let now = now_ms();
+            let reset = if o.status == Status::Pending {
+                format!("{UNCLAIMED}, owner = NULL")
+            } else {
+                "lease_until = NULL, finished_at = ?8".into()
+            };
+            let n = tx.execute(
+                &format!(
+                    "UPDATE tasks SET status = ?4, result = ?5, log = ?6, exit_code = ?7, updated_at = ?8, {reset} \
+                     WHERE list_id = ?1 AND id = ?2 AND claim_token = ?3 AND status = 'in_progress'"
+                ),
+                params![lpk, id.0, token, o.status.as_str(), o.result, o.log, o.exit_code, now],
+            )?;
+            if n == 0 {
+                bail!(conflict, "task {id} was taken over by another worker; its outcome was not recorded");
+            }
+            one_task(tx, lpk, list, id)
+        })
+    }
+
+    fn unclaim(&mut self, list: &ListId, id: TaskId, token: i64, refund: bool) -> Result<()> {
+        self.write(|tx| {
+            let lpk = list_pk(tx, list)?.ok_or_else(|| not_found(id, list))?;
+            tx.execute(
+                &format!(
+                    "UPDATE tasks SET {UNCLAIMED}, owner = NULL, attempts = max(attempts - ?4, 0), updated_at = ?5 \
+                     WHERE list_id = ?1 AND id = ?2 AND claim_token = ?3 AND status = 'in_progress'"
+                ),
+                params![lpk, id.0, token, refund as i64, now_ms()],
+            )?;
+            Ok(())
+        })
+    }
+
+    fn held_on(&mut self, host: &str) -> Result<Vec<(ListId, TaskId, i64, Holder)>> {
+        let mut st = self.conn.prepare_cached(
+            "SELECT l.name, t.id, t.claim_token, t.holder_pid, t.holder_start FROM tasks t \
+             JOIN lists l ON l.id = t.list_id \
+             WHERE t.status = 'in_progress' AND t.holder_host = ?1 AND t.claim_token IS NOT NULL",
+        )?;
+        let rows = st.query_map([host], |r| {
+            Ok((
+                r.get::<_, String>(0)?,
+                TaskId(r.get(1)?),
+                r.get::<_, i64>(2)?,
+                r.get::<_, i64>(3)?,
+                r.get::<_, i64>(4)?,
+            ))
+        })?;
+        let mut out = Vec::new();
+        for row in rows {
+            let (list, id, token, pid, start) = row?;
+            let Ok(list) = list.parse() else { continue };
+            let holder = Holder {
+                host: host.to_string(),
+                pid: pid as u32,
+                started: start as u64,
+            };
+            out.push((list, id, token, holder));
+        }
+        Ok(out)
+    }
+
+    fn change_counter(&mut self) -> Result<u64> {
+        Ok(self
+            .conn
+            .query_row("PRAGMA data_version", [], |r| r.get::<_, i64>(0))? as u64)
+    }
+
+    fn location(&self) -> String {
+        self.path.display().to_string()
+    }
+
+    fn watch_paths(&self) -> Vec<PathBuf> {
+        let mut wal = self.path.clone().into_os_string();
+        wal.push("-wal");
+        vec![self.path.clone(), PathBuf::from(wal)]
+    }
+}
