@@ -331,3 +331,57 @@ pub struct UpdateArgs {
     #[arg(long, value_enum)]
     pub format: Option<UpdateFormat>,
 }
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum WaitFormat {
+    Text,
+    Json,
+    Jsonl,
+    Ids,
+    Md,
+}
+
+const WAIT_EXAMPLES: &str = "\
+Examples:
+  ids=$(task-create --from plan.jsonl); worker-spawn -j 4 -- ./run-one &
+  echo \"$ids\" | task-wait - --timeout 1h --format md     # fork-join
+  task-wait 3 4 5 --any                                   # the first to finish
+  task-wait --count 3 --format ids                        # 3 of the list completed
+  task-wait --fail-fast || echo 'a task failed'";
+
+/// Block until all / any / N of the awaited tasks finish, cheaply, with a timeout.
+#[derive(Debug, Parser)]
+#[command(
+    name = "task-wait",
+    version,
+    after_help = format!("{WAIT_EXAMPLES}\n\n{ENVIRONMENT}\n\n{EXIT_CODES}")
+)]
+pub struct WaitArgs {
+    #[command(flatten)]
+    pub store: StoreArgs,
+    /// Tasks to wait for ('-' reads ids from stdin); none: every task of the list,
+    /// including tasks created while waiting
+    #[arg(value_name = "ID|-")]
+    pub ids: Vec<String>,
+    /// Return when one awaited task is terminal
+    #[arg(long, conflicts_with = "count")]
+    pub any: bool,
+    /// Return when N awaited tasks have completed
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
+    pub count: Option<u64>,
+    /// Return as soon as one awaited task fails or is cancelled
+    #[arg(long)]
+    pub fail_fast: bool,
+    /// Give up after DURATION (500ms, 30s, 5m, 1h, or seconds) with exit 124
+    #[arg(long, value_name = "DURATION", value_parser = parse_dur)]
+    pub timeout: Option<Duration>,
+    /// How to print the awaited tasks' final state
+    #[arg(long, value_enum, default_value_t = WaitFormat::Text)]
+    pub format: WaitFormat,
+    /// Show a live progress line on stderr even when it is not a terminal
+    #[arg(long, overrides_with = "no_progress")]
+    pub progress: bool,
+    /// Never show the progress line
+    #[arg(long)]
+    pub no_progress: bool,
+}

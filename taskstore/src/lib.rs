@@ -9,6 +9,7 @@ pub mod error;
 pub mod graph;
 pub mod model;
 pub mod output;
+pub mod signals;
 pub mod store;
 pub mod time;
 

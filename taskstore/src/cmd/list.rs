@@ -16,6 +16,8 @@ pub fn run(a: ListArgs, out: &mut dyn Write) -> Result<u8> {
         return Err(Error::usage("--fields goes with --format csv"));
     }
     let ids = Stdin::default().ids(&a.ids)?;
+    // `-` with no ids on stdin selects no task (not every task), like `xargs -r`.
+    let none = ids.is_empty() && a.ids.iter().any(|i| i == "-");
     let mut store = a.store.open()?;
     let list = &a.store.list;
 
@@ -73,7 +75,19 @@ pub fn run(a: ListArgs, out: &mut dyn Write) -> Result<u8> {
     };
 
     if a.count {
-        let counts = store.counts(list, &filter)?;
+        if !filter.ids.is_empty() {
+            // A missing id is "not found" when counting too, as when listing.
+            let ids = Filter {
+                ids: filter.ids.clone(),
+                ..Filter::default()
+            };
+            store.tasks(list, &ids)?;
+        }
+        let counts = if none {
+            Default::default()
+        } else {
+            store.counts(list, &filter)?
+        };
         match a.format {
             ListFormat::Json | ListFormat::Jsonl => {
                 writeln!(out, "{}", output::counts_json(&counts))?
@@ -88,7 +102,11 @@ pub fn run(a: ListArgs, out: &mut dyn Write) -> Result<u8> {
             statuses: vec![StatusFilter::Open],
             ..filter
         };
-        let waves = graph::waves(&store.tasks(list, &open)?);
+        let waves = if none {
+            Vec::new()
+        } else {
+            graph::waves(&store.tasks(list, &open)?)
+        };
         match a.format {
             ListFormat::Json | ListFormat::Jsonl => {
                 let v: Vec<Vec<String>> = waves
@@ -113,7 +131,11 @@ pub fn run(a: ListArgs, out: &mut dyn Write) -> Result<u8> {
         return Ok(0);
     }
 
-    let tasks = store.tasks(list, &filter)?;
+    let tasks = if none {
+        Vec::new()
+    } else {
+        store.tasks(list, &filter)?
+    };
     match a.format {
         ListFormat::Text => output::write_text(out, &tasks)?,
         ListFormat::Json => output::write_json(out, &tasks)?,

@@ -3,6 +3,7 @@
 pub mod create;
 pub mod list;
 pub mod update;
+pub mod wait;
 
 use crate::bail;
 use crate::error::{Error, Result};

@@ -9,6 +9,7 @@ use crate::error::{Error, Result};
 use crate::graph;
 use crate::model::{BlockerRef, ListId, NewTask, Status, StatusFilter, Task, TaskId};
 use crate::time::{duration_ms, now_ms};
+use rusqlite::config::DbConfig;
 use rusqlite::types::Value as Sql;
 use rusqlite::{
     params, params_from_iter, Connection, ErrorCode, OpenFlags, OptionalExtension, Row,
@@ -74,6 +75,16 @@ impl SqliteStore {
 
     fn prepare(&mut self, sync: Sync) -> Result<()> {
         self.conn.busy_timeout(BUSY_TIMEOUT)?;
+        // Leave checkpoints to SQLite's auto-checkpoint: a checkpoint (and its fsync) in
+        // every short-lived process that happens to be the last to close would cost
+        // more than the command itself.
+        self.conn
+            .set_db_config(DbConfig::SQLITE_DBCONFIG_NO_CKPT_ON_CLOSE, true)?;
+        // Plan each statement once: otherwise SQLite re-prepares cached statements
+        // whenever a new parameter value might allow another plan, costing more than
+        // the query itself in loops such as loading every task's edges.
+        self.conn
+            .set_db_config(DbConfig::SQLITE_DBCONFIG_ENABLE_QPSG, true)?;
         let level = match sync {
             Sync::Normal => "NORMAL",
             Sync::Full => "FULL",
@@ -120,6 +131,14 @@ impl SqliteStore {
         }
         tx.commit()?;
         Ok(())
+    }
+
+    /// Run reads in one snapshot: one lock round instead of one per statement.
+    fn read<T>(&mut self, f: impl FnOnce(&Transaction) -> Result<T>) -> Result<T> {
+        let tx = self.conn.transaction()?;
+        let value = f(&tx)?;
+        tx.commit()?;
+        Ok(value)
     }
 
     fn write<T>(&mut self, f: impl FnOnce(&Transaction) -> Result<T>) -> Result<T> {
@@ -483,13 +502,13 @@ impl Store for SqliteStore {
     }
 
     fn tasks(&mut self, list: &ListId, filter: &Filter) -> Result<Vec<Task>> {
-        match list_pk(&self.conn, list)? {
-            Some(lpk) => select_tasks(&self.conn, lpk, list, filter),
+        self.read(|tx| match list_pk(tx, list)? {
+            Some(lpk) => select_tasks(tx, lpk, list, filter),
             None => match filter.ids.first() {
                 Some(&id) => Err(not_found(id, list)),
                 None => Ok(Vec::new()),
             },
-        }
+        })
     }
 
     fn counts(&mut self, list: &ListId, filter: &Filter) -> Result<Counts> {

@@ -1,0 +1,174 @@
+#!/usr/bin/env python3
+"""parallel-tasks benchmarks: whole-process costs side by side with their baselines.
+
+Usage: bench/bench.py [calls] [batch] [scale] [wait]      (default: all)
+Builds the release binaries first (cargo build --release). Every figure is a median
+over many runs, next to its baseline measured in the same run; quote ratios, not
+absolute times: these machines are shared and noisy.
+"""
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+BIN = os.path.join(ROOT, "target", "release")
+
+
+def build():
+    subprocess.run(["cargo", "build", "--release", "--quiet"], cwd=ROOT, check=True)
+
+
+def spawn_once(argv, env):
+    """Wall time of one fork+exec+wait, with stdout/stderr to /dev/null (posix_spawn:
+    the harness adds as little as it can, and the same to every command)."""
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    actions = [
+        (os.POSIX_SPAWN_DUP2, devnull, 1),
+        (os.POSIX_SPAWN_DUP2, devnull, 2),
+    ]
+    t0 = time.perf_counter()
+    pid = os.posix_spawn(argv[0], argv, env, file_actions=actions)
+    _, status = os.waitpid(pid, 0)
+    dt = time.perf_counter() - t0
+    os.close(devnull)
+    return dt, os.waitstatus_to_exitcode(status)
+
+
+def median_ms(samples):
+    return statistics.median(samples) * 1000
+
+
+def tool(name):
+    return os.path.join(BIN, name)
+
+
+def env_for(db, list_id="bench"):
+    env = dict(os.environ)
+    env["TASK_DB"] = db
+    env["CLAUDE_CODE_TASK_LIST_ID"] = list_id
+    return env
+
+
+def create_lines(path, n, prefix="task"):
+    with open(path, "w") as f:
+        for i in range(n):
+            f.write(json.dumps({"subject": f"{prefix} {i}", "metadata": {"n": i}}) + "\n")
+
+
+def run(argv, env, **kw):
+    return subprocess.run(argv, env=env, check=True, capture_output=True, text=True, **kw)
+
+
+def bench_calls(rounds=300):
+    """One call of task-create / task-update --claim / task-list on a 100-task list
+    against a spawn of /bin/true (target: each at most about 2x)."""
+    with tempfile.TemporaryDirectory() as d:
+        db = os.path.join(d, "tasks.db")
+        env = env_for(db)
+        lines = os.path.join(d, "100.jsonl")
+        create_lines(lines, 100)
+        run([tool("task-create"), "--from", lines], env)
+        true_s, create_s, claim_s, list_s = [], [], [], []
+        for i in range(rounds):
+            # Interleaved, so that a noisy moment hits every command alike.
+            true_s.append(spawn_once(["/bin/true"], env)[0])
+            create_s.append(spawn_once([tool("task-create"), f"extra {i}"], env)[0])
+            dt, code = spawn_once([tool("task-update"), "--claim", "--owner", "bench"], env)
+            assert code == 0, "claim found nothing"
+            claim_s.append(dt)
+            list_s.append(spawn_once([tool("task-list"), "--limit", "100"], env)[0])
+            # Untimed: give the claimed task back and drop the extra one, so the list stays at 100.
+            run([tool("task-update"), str(100 + i + 1), "--delete"], env)
+            ids = run([tool("task-list"), "-s", "in_progress", "--format", "ids"], env).stdout.split()
+            run([tool("task-update"), "--release", *ids], env)
+        base = median_ms(true_s)
+        print(f"## whole-process call on a 100-task list ({rounds} runs each, median)")
+        print(f"{'command':<28} {'median ms':>10} {'x /bin/true':>12}")
+        for name, s in [("/bin/true", true_s), ("task-create SUBJECT", create_s),
+                        ("task-update --claim", claim_s), ("task-list", list_s)]:
+            print(f"{name:<28} {median_ms(s):>10.3f} {median_ms(s) / base:>12.2f}")
+        print()
+
+
+def bench_batch(n=100_000, rounds=3):
+    """task-create --from on 100 000 JSON lines (target: well under 1 s)."""
+    with tempfile.TemporaryDirectory() as d:
+        lines = os.path.join(d, "batch.jsonl")
+        create_lines(lines, n)
+        times = []
+        for r in range(rounds):
+            env = env_for(os.path.join(d, f"tasks{r}.db"))
+            t0 = time.perf_counter()
+            run([tool("task-create"), "--from", lines, "--format", "ids"], env)
+            times.append(time.perf_counter() - t0)
+        print(f"## task-create --from, {n} JSON lines ({rounds} runs, fresh store each)")
+        print(f"median {statistics.median(times):.3f} s  (min {min(times):.3f} s, max {max(times):.3f} s)")
+        print()
+
+
+def claim_cost(db_dir, n, rounds):
+    db = os.path.join(db_dir, f"scale{n}.db")
+    env = env_for(db)
+    lines = os.path.join(db_dir, f"scale{n}.jsonl")
+    create_lines(lines, n)
+    subprocess.run([tool("task-create"), "--from", lines], env=env, check=True, stdout=subprocess.DEVNULL)
+    os.remove(lines)
+    samples = []
+    for i in range(rounds):
+        dt, code = spawn_once([tool("task-update"), "--claim", "--owner", "bench"], env)
+        assert code == 0
+        samples.append(dt)
+        # Untimed: complete it, so that the next claim walks past one more finished task.
+        run([tool("task-update"), str(i + 1), "-s", "completed"], env)
+    return median_ms(samples)
+
+
+def bench_scale(small=1_000, large=1_000_000, rounds=200):
+    """Claim cost on a list of 1 000 000 tasks against one of 1 000 (target: within 1.5x)."""
+    with tempfile.TemporaryDirectory() as d:
+        a = claim_cost(d, small, rounds)
+        b = claim_cost(d, large, rounds)
+        print(f"## task-update --claim, whole process, median of {rounds}")
+        print(f"{small:>9} tasks: {a:.3f} ms")
+        print(f"{large:>9} tasks: {b:.3f} ms   ratio {b / a:.2f}")
+        print()
+
+
+def bench_wait(rounds=100):
+    """Wake-up latency of task-wait (from the satisfying task-update returning to
+    task-wait exiting; target: median <= 10 ms) and CPU of a task-wait idle for 10 s."""
+    with tempfile.TemporaryDirectory() as d:
+        env = env_for(os.path.join(d, "tasks.db"))
+        lat = []
+        for _ in range(rounds):
+            tid = run([tool("task-create"), "wake me"], env).stdout.strip()
+            w = subprocess.Popen([tool("task-wait"), tid], env=env, stdout=subprocess.DEVNULL)
+            time.sleep(0.05)  # let it reach its idle loop
+            run([tool("task-update"), tid, "-s", "completed"], env)
+            t0 = time.perf_counter()
+            w.wait()
+            lat.append(time.perf_counter() - t0)
+        tid = run([tool("task-create"), "never"], env).stdout.strip()
+        w = subprocess.Popen([tool("task-wait"), tid, "--timeout", "10s"], env=env,
+                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        _, status, usage = os.wait4(w.pid, 0)
+        cpu = usage.ru_utime + usage.ru_stime
+        print(f"## task-wait ({rounds} wake-ups)")
+        print(f"wake-up latency: median {median_ms(lat):.2f} ms, p90 {statistics.quantiles(lat, n=10)[-1] * 1000:.2f} ms")
+        print(f"idle 10 s: {cpu * 1000:.0f} ms CPU = {cpu / 10 * 100:.2f} % of a core")
+        print()
+
+
+def main():
+    what = sys.argv[1:] or ["calls", "batch", "scale", "wait"]
+    build()
+    for w in what:
+        {"calls": bench_calls, "batch": bench_batch, "scale": bench_scale, "wait": bench_wait}[w]()
+
+
+if __name__ == "__main__":
+    main()
