@@ -385,3 +385,111 @@ pub struct WaitArgs {
     #[arg(long)]
     pub no_progress: bool,
 }
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum StdinMode {
+    /// Nothing (stdin is /dev/null)
+    None,
+    /// The task as one JSON object
+    Json,
+    /// The task's description
+    Description,
+}
+
+fn parse_bytes(s: &str) -> Result<u64, String> {
+    let t = s.trim();
+    let (digits, unit) = match t.char_indices().find(|(_, c)| !c.is_ascii_digit()) {
+        Some((i, _)) => t.split_at(i),
+        None => (t, ""),
+    };
+    let mult: u64 = match unit.to_ascii_lowercase().as_str() {
+        "" | "b" => 1,
+        "k" | "kb" | "kib" => 1 << 10,
+        "m" | "mb" | "mib" => 1 << 20,
+        "g" | "gb" | "gib" => 1 << 30,
+        _ => return Err(format!("'{s}' is not a size (e.g. 65536, 64K, 1M)")),
+    };
+    digits
+        .parse::<u64>()
+        .ok()
+        .and_then(|n| n.checked_mul(mult))
+        .ok_or_else(|| format!("'{s}' is not a size (e.g. 65536, 64K, 1M)"))
+}
+
+const SPAWN_EXAMPLES: &str = "\
+Examples:
+  worker-spawn -j 5 -- \"${CLAUDE_CODE:-claude}\" -p '{description}'
+  worker-spawn -j 4 -m agent=test-runner --timeout 10m -- ./run-tests.sh '{id}'
+  worker-spawn -j 5 --limit agent=1 -- ./agent.sh       # at most one of each agent type
+  worker-spawn --max-tasks 10 -- ./job.sh                # one cron tick's share
+  worker-spawn --follow --output-dir logs -- ./job.sh    # serve new tasks until stopped
+
+The command runs without a shell. It gets TASK_ID, TASK_SUBJECT, TASK_DESCRIPTION,
+TASK_LIST, CLAUDE_CODE_TASK_LIST_ID, TASK_DB, TASK_OWNER, TASK_ATTEMPT, TASK_METADATA,
+and {id} {subject} {description} {list} {attempt} in its arguments ({{ and }} for braces).
+Exit 0 completes the task with stdout as its result; anything else retries it while
+attempts remain (maxAttempts), then fails it. Execution is at-least-once.";
+
+/// Run a pool of workers that claim ready tasks and run a command for each.
+#[derive(Debug, Parser)]
+#[command(
+    name = "worker-spawn",
+    version,
+    after_help = format!("{SPAWN_EXAMPLES}\n\n{ENVIRONMENT}\n\n{EXIT_CODES}")
+)]
+pub struct SpawnArgs {
+    #[command(flatten)]
+    pub store: StoreArgs,
+    /// Number of workers
+    #[arg(short = 'j', long, value_name = "N", default_value_t = 5,
+          value_parser = clap::value_parser!(u32).range(1..=1024))]
+    pub jobs: u32,
+    /// Worker names are PREFIX-1, PREFIX-2, … [default: HOST-PID]
+    #[arg(long, value_name = "NAME", value_parser = parse_nonempty)]
+    pub owner_prefix: Option<String>,
+    /// Only claim tasks whose metadata KEY equals VALUE
+    #[arg(short = 'm', long = "meta", value_name = "KEY=VALUE", value_parser = parse_match)]
+    pub metadata: Vec<(String, Value)>,
+    /// At most N in-progress tasks per value of metadata KEY (across all processes)
+    #[arg(long, value_name = "KEY=N", value_parser = parse_lim)]
+    pub limit: Vec<(String, i64)>,
+    /// Keep serving new tasks until signalled
+    #[arg(long)]
+    pub follow: bool,
+    /// Stop after claiming N tasks
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
+    pub max_tasks: Option<u64>,
+    /// Kill a command running longer than DURATION (its exitCode becomes 124)
+    #[arg(long, value_name = "DURATION", value_parser = parse_dur)]
+    pub timeout: Option<Duration>,
+    /// After SIGTERM, wait this long before SIGKILL
+    #[arg(long, value_name = "DURATION", value_parser = parse_dur, default_value = "5s")]
+    pub kill_after: Duration,
+    /// Wait this long before a failed task is offered again
+    #[arg(long, value_name = "DURATION", value_parser = parse_dur, default_value = "0s")]
+    pub retry_delay: Duration,
+    /// A claim expires after DURATION unless renewed (it is renewed while the command runs)
+    #[arg(long, value_name = "DURATION", value_parser = parse_dur, default_value = "30s")]
+    pub lease: Duration,
+    /// Stop claiming after the first task that fails for good
+    #[arg(long)]
+    pub fail_fast: bool,
+    /// What the command reads on stdin
+    #[arg(long, value_enum, default_value_t = StdinMode::None)]
+    pub stdin: StdinMode,
+    /// Also write full stdout and stderr to DIR/<list>/<id>.out and .err
+    #[arg(long, value_name = "DIR")]
+    pub output_dir: Option<PathBuf>,
+    /// Keep at most BYTES of stdout as the result (64K, 1M, …)
+    #[arg(long, value_name = "BYTES", value_parser = parse_bytes, default_value = "1M")]
+    pub max_output: u64,
+    /// Show a live progress line on stderr even when it is not a terminal
+    #[arg(long, overrides_with = "no_progress")]
+    pub progress: bool,
+    /// Never show the progress line
+    #[arg(long)]
+    pub no_progress: bool,
+    /// The command and its arguments
+    #[arg(last = true, required = true, value_name = "COMMAND")]
+    pub command: Vec<String>,
+}

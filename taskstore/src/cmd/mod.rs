@@ -2,6 +2,7 @@
 
 pub mod create;
 pub mod list;
+pub mod spawn;
 pub mod update;
 pub mod wait;
 

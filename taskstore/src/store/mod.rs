@@ -114,7 +114,7 @@ pub struct ListSummary {
     pub counts: Counts,
 }
 
-pub trait Store {
+pub trait Store: Send {
     /// Create a batch of tasks atomically; returns their ids in input order.
     fn create(&mut self, list: &ListId, tasks: &[NewTask]) -> Result<Vec<TaskId>>;
     /// Tasks matching the filter, in id order.

@@ -1,0 +1,291 @@
+//! Running one task's command: arguments with placeholders, the task in the
+//! environment, its own process group, stdout and stderr captured.
+
+use crate::cli::StdinMode;
+use crate::model::Task;
+use crate::output::task_json;
+use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
+use nix::sys::signal::{killpg, Signal};
+use nix::unistd::Pid;
+use std::fs::File;
+use std::io::{Read, Write};
+use std::os::fd::AsFd;
+use std::os::unix::process::{CommandExt, ExitStatusExt};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+
+/// How much of stderr's end is kept as the task's `log`.
+pub const LOG_TAIL: usize = 16 * 1024;
+
+/// Replace `{id} {subject} {description} {list} {attempt}` in `arg`; `{{` and `}}` are
+/// literal braces; any other `{…}` is left as it is (so `awk '{print $1}'` works).
+pub fn expand(arg: &str, t: &Task) -> String {
+    let mut out = String::with_capacity(arg.len());
+    let mut rest = arg;
+    while let Some(i) = rest.find(['{', '}']) {
+        out.push_str(&rest[..i]);
+        rest = &rest[i..];
+        if let Some(r) = rest.strip_prefix("{{") {
+            out.push('{');
+            rest = r;
+            continue;
+        }
+        if let Some(r) = rest.strip_prefix("}}") {
+            out.push('}');
+            rest = r;
+            continue;
+        }
+        if rest.starts_with('{') {
+            if let Some(end) = rest.find('}') {
+                let value = match &rest[1..end] {
+                    "id" => Some(t.id.0.to_string()),
+                    "subject" => Some(t.subject.clone()),
+                    "description" => Some(t.description.clone()),
+                    "list" => Some(t.list.clone()),
+                    "attempt" => Some(t.attempts.to_string()),
+                    _ => None,
+                };
+                if let Some(v) = value {
+                    out.push_str(&v);
+                    rest = &rest[end + 1..];
+                    continue;
+                }
+            }
+        }
+        out.push_str(&rest[..1]);
+        rest = &rest[1..];
+    }
+    out.push_str(rest);
+    out
+}
+
+/// What the command gets besides its arguments.
+pub struct Context<'a> {
+    pub db: &'a str,
+    pub owner: &'a str,
+    pub stdin: StdinMode,
+    pub output_dir: Option<&'a Path>,
+    pub max_output: u64,
+}
+
+pub fn spawn(command: &[String], t: &Task, cx: &Context) -> std::io::Result<Child> {
+    let argv: Vec<String> = command.iter().map(|a| expand(a, t)).collect();
+    let mut c = Command::new(&argv[0]);
+    c.args(&argv[1..])
+        .env("TASK_ID", t.id.0.to_string())
+        .env("TASK_SUBJECT", &t.subject)
+        .env("TASK_DESCRIPTION", &t.description)
+        .env("TASK_LIST", &t.list)
+        .env("CLAUDE_CODE_TASK_LIST_ID", &t.list)
+        .env("TASK_DB", cx.db)
+        .env("TASK_OWNER", cx.owner)
+        .env("TASK_ATTEMPT", t.attempts.to_string())
+        .env(
+            "TASK_METADATA",
+            serde_json::Value::Object(t.metadata.clone()).to_string(),
+        )
+        .stdin(if cx.stdin == StdinMode::None {
+            Stdio::null()
+        } else {
+            Stdio::piped()
+        })
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .process_group(0);
+    // SAFETY: prctl is async-signal-safe. The parent-death signal is the first line of
+    // defence; the guardian also kills the group if worker-spawn dies.
+    unsafe {
+        c.pre_exec(|| {
+            nix::sys::prctl::set_pdeathsig(Signal::SIGKILL).map_err(std::io::Error::from)
+        });
+    }
+    let mut child = c.spawn()?;
+    if let Some(mut stdin) = child.stdin.take() {
+        let data = match cx.stdin {
+            StdinMode::Json => task_json(t).to_string(),
+            _ => t.description.clone(),
+        };
+        // A thread, so that a command that does not read its input cannot block us.
+        std::thread::spawn(move || {
+            let _ = stdin.write_all(data.as_bytes());
+        });
+    }
+    Ok(child)
+}
+
+/// What a finished command left behind.
+pub struct Captured {
+    pub stdout: Vec<u8>,
+    pub stdout_total: u64,
+    pub stderr_tail: Vec<u8>,
+}
+
+impl Captured {
+    pub fn result(&self, max: u64) -> String {
+        let mut s = String::from_utf8_lossy(&self.stdout).into_owned();
+        if self.stdout_total > max {
+            s += &format!(
+                "\n[worker-spawn: output truncated: first {max} of {} bytes kept]",
+                self.stdout_total
+            );
+        }
+        s
+    }
+
+    pub fn log(&self) -> Option<String> {
+        (!self.stderr_tail.is_empty())
+            .then(|| String::from_utf8_lossy(&self.stderr_tail).into_owned())
+    }
+}
+
+fn output_files(dir: Option<&Path>, t: &Task) -> (Option<File>, Option<File>) {
+    let Some(dir) = dir else { return (None, None) };
+    let dir: PathBuf = dir.join(&t.list);
+    if let Err(e) = std::fs::create_dir_all(&dir) {
+        eprintln!("worker-spawn: cannot create {}: {e}", dir.display());
+        return (None, None);
+    }
+    let open = |ext: &str| {
+        let p = dir.join(format!("{}.{ext}", t.id.0));
+        File::create(&p)
+            .map_err(|e| eprintln!("worker-spawn: cannot write {}: {e}", p.display()))
+            .ok()
+    };
+    (open("out"), open("err"))
+}
+
+/// Read stdout and stderr until both close, keeping the first `max_output` bytes of
+/// stdout and the last `LOG_TAIL` bytes of stderr. If the command exits while
+/// something it started still holds the pipes open, its process group is killed, so
+/// that nothing outlives the task.
+pub fn capture(child: &mut Child, t: &Task, cx: &Context) -> Captured {
+    let (mut out_file, mut err_file) = output_files(cx.output_dir, t);
+    let mut stdout = child.stdout.take();
+    let mut stderr = child.stderr.take();
+    let mut cap = Captured {
+        stdout: Vec::new(),
+        stdout_total: 0,
+        stderr_tail: Vec::new(),
+    };
+    let mut buf = vec![0u8; 64 * 1024];
+    let pgid = Pid::from_raw(child.id() as i32);
+    while stdout.is_some() || stderr.is_some() {
+        let ready = {
+            let mut fds: Vec<PollFd> = Vec::with_capacity(2);
+            if let Some(o) = &stdout {
+                fds.push(PollFd::new(o.as_fd(), PollFlags::POLLIN));
+            }
+            if let Some(e) = &stderr {
+                fds.push(PollFd::new(e.as_fd(), PollFlags::POLLIN));
+            }
+            match poll(&mut fds, PollTimeout::from(200u8)) {
+                Ok(0) => None,
+                Ok(_) => Some(
+                    fds.iter()
+                        .map(|f| f.any().unwrap_or(true))
+                        .collect::<Vec<bool>>(),
+                ),
+                Err(nix::errno::Errno::EINTR) => continue,
+                Err(_) => Some(vec![true; fds.len()]),
+            }
+        };
+        let Some(ready) = ready else {
+            // Quiet for a while: if the command itself has exited, whatever still holds
+            // the pipes is a straggler of its process group.
+            if matches!(child.try_wait(), Ok(Some(_))) {
+                let _ = killpg(pgid, Signal::SIGKILL);
+            }
+            continue;
+        };
+        let mut i = 0;
+        if stdout.is_some() {
+            if ready[i] {
+                let o = stdout.as_mut().expect("checked");
+                match o.read(&mut buf) {
+                    Ok(0) | Err(_) => stdout = None,
+                    Ok(n) => {
+                        let keep = (cx.max_output.saturating_sub(cap.stdout_total) as usize).min(n);
+                        cap.stdout.extend_from_slice(&buf[..keep]);
+                        cap.stdout_total += n as u64;
+                        if let Some(f) = &mut out_file {
+                            let _ = f.write_all(&buf[..n]);
+                        }
+                    }
+                }
+            }
+            i += 1;
+        }
+        if stderr.is_some() && ready[i] {
+            let e = stderr.as_mut().expect("checked");
+            match e.read(&mut buf) {
+                Ok(0) | Err(_) => stderr = None,
+                Ok(n) => {
+                    cap.stderr_tail.extend_from_slice(&buf[..n]);
+                    if cap.stderr_tail.len() > 2 * LOG_TAIL {
+                        cap.stderr_tail.drain(..cap.stderr_tail.len() - LOG_TAIL);
+                    }
+                    if let Some(f) = &mut err_file {
+                        let _ = f.write_all(&buf[..n]);
+                    }
+                }
+            }
+        }
+    }
+    if cap.stderr_tail.len() > LOG_TAIL {
+        cap.stderr_tail.drain(..cap.stderr_tail.len() - LOG_TAIL);
+    }
+    cap
+}
+
+/// The exitCode recorded for a finished command: its code, or 128 + the signal.
+pub fn exit_code(status: std::process::ExitStatus) -> i64 {
+    match (status.code(), status.signal()) {
+        (Some(c), _) => c as i64,
+        (None, Some(s)) => 128 + s as i64,
+        _ => 1,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::{Status, TaskId};
+
+    fn task() -> Task {
+        Task {
+            id: TaskId(7),
+            list: "l".into(),
+            subject: "S {id}".into(),
+            description: "$(rm -rf /)".into(),
+            active_form: None,
+            status: Status::InProgress,
+            owner: None,
+            blocked_by: vec![],
+            open_blockers: vec![],
+            blocks: vec![],
+            priority: 0,
+            metadata: Default::default(),
+            attempts: 2,
+            max_attempts: 3,
+            result: None,
+            log: None,
+            exit_code: None,
+            claim_token: None,
+            lease_until: None,
+            created_at: 0,
+            updated_at: 0,
+            started_at: None,
+            finished_at: None,
+        }
+    }
+
+    #[test]
+    fn placeholders() {
+        let t = task();
+        assert_eq!(expand("{id}-{attempt}@{list}", &t), "7-2@l");
+        assert_eq!(expand("{{id}} {subject}", &t), "{id} S {id}");
+        assert_eq!(expand("{description}", &t), "$(rm -rf /)");
+        assert_eq!(expand("awk '{print $1}' }", &t), "awk '{print $1}' }");
+        assert_eq!(expand("{", &t), "{");
+    }
+}

@@ -1,0 +1,84 @@
+//! A small forked process that outlives worker-spawn by a moment: when worker-spawn
+//! dies, however it dies (kill -9 included), its end of a pipe closes and the guardian
+//! SIGKILLs every process group still running a task. A parent-death signal alone
+//! would reach only each command itself, not the processes it started.
+
+use crate::error::{Error, Result};
+use nix::sys::signal::{killpg, signal, SigHandler, Signal};
+use nix::unistd::{fork, ForkResult, Pid};
+use std::collections::HashSet;
+use std::io::{BufRead, BufReader, PipeWriter, Write};
+use std::sync::Mutex;
+
+pub struct Guardian {
+    tx: Mutex<PipeWriter>,
+}
+
+impl Guardian {
+    /// Fork the guardian. Call before any thread is started.
+    pub fn start() -> Result<Guardian> {
+        let (reader, writer) = std::io::pipe()?;
+        // SAFETY: called while the process has a single thread, so the child may do
+        // anything; it only reads a pipe, sends signals and exits.
+        match unsafe { fork() } {
+            Ok(ForkResult::Child) => {
+                drop(writer);
+                for sig in [
+                    Signal::SIGINT,
+                    Signal::SIGTERM,
+                    Signal::SIGHUP,
+                    Signal::SIGPIPE,
+                ] {
+                    // SAFETY: ignoring a signal installs no handler code.
+                    let _ = unsafe { signal(sig, SigHandler::SigIgn) };
+                }
+                guard(BufReader::new(reader));
+                std::process::exit(0);
+            }
+            Ok(ForkResult::Parent { .. }) => Ok(Guardian {
+                tx: Mutex::new(writer),
+            }),
+            Err(e) => Err(Error::store(format!(
+                "cannot start the guardian process: {e}"
+            ))),
+        }
+    }
+
+    /// Process group `pgid` runs a task: kill it if worker-spawn dies.
+    pub fn watch(&self, pgid: i32) {
+        self.send(format!("+{pgid}\n"));
+    }
+
+    /// Process group `pgid` is done.
+    pub fn unwatch(&self, pgid: i32) {
+        self.send(format!("-{pgid}\n"));
+    }
+
+    fn send(&self, line: String) {
+        // Writes of a few bytes to a pipe are atomic; a failure means the guardian is
+        // gone, and then there is nobody to tell.
+        let mut tx = self.tx.lock().unwrap_or_else(|e| e.into_inner());
+        let _ = tx.write_all(line.as_bytes());
+    }
+}
+
+fn guard(reader: BufReader<std::io::PipeReader>) {
+    let mut groups: HashSet<i32> = HashSet::new();
+    for line in reader.lines() {
+        let Ok(line) = line else { break };
+        let (op, n) = line.split_at(1.min(line.len()));
+        match (op, n.parse::<i32>()) {
+            ("+", Ok(pg)) => {
+                groups.insert(pg);
+            }
+            ("-", Ok(pg)) => {
+                groups.remove(&pg);
+            }
+            _ => {}
+        }
+    }
+    // End of file: worker-spawn is gone.
+    for pg in groups {
+        let _ = killpg(Pid::from_raw(pg), Signal::SIGKILL);
+    }
+}

@@ -1,0 +1,487 @@
+//! `worker-spawn`: N workers in one process, each looping claim → run → record.
+//!
+//! Threads: one per worker (it blocks on its command), plus the calling thread as the
+//! supervisor: it enforces `--timeout`, renews leases, handles SIGINT/SIGTERM and draws
+//! the progress line. All share one store connection behind a mutex, so that our own
+//! workers never wait on each other through SQLite's busy handler.
+
+mod child;
+mod guardian;
+mod host;
+
+use crate::cli::SpawnArgs;
+use crate::error::{Error, Kind, Result};
+use crate::model::{Status, StatusFilter, Task};
+use crate::signals::{self, Signals};
+use crate::store::{Claim, Filter, Holder, Outcome, Store};
+use guardian::Guardian;
+use nix::sys::signal::{killpg, Signal};
+use nix::unistd::Pid;
+use std::collections::HashMap;
+use std::io::{IsTerminal, Write};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::SeqCst};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+
+/// Why the supervisor signalled a running command.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Stop {
+    Timeout,
+    /// The lease could not be renewed: another worker took the task over.
+    Lost,
+    Shutdown,
+}
+
+struct Running {
+    task: Task,
+    token: i64,
+    pgid: i32,
+    deadline: Option<Instant>,
+    stop: Option<(Stop, Instant)>,
+    killed: bool,
+}
+
+struct Shared {
+    args: SpawnArgs,
+    db: String,
+    prefix: String,
+    holder: Holder,
+    store: Mutex<Box<dyn Store>>,
+    guardian: Guardian,
+    running: Mutex<HashMap<usize, Running>>,
+    /// Stop claiming new tasks (signal, --fail-fast, --max-tasks, store error).
+    stop: AtomicBool,
+    /// A signal asked us to end: running commands are being killed.
+    shutdown: AtomicBool,
+    /// Commits made through our own connection (SQLite's data_version counts others').
+    commits: AtomicU64,
+    claimed: AtomicU64,
+    completed: AtomicU64,
+    failed: AtomicU64,
+    retried: AtomicU64,
+    error: Mutex<Option<Error>>,
+}
+
+impl Shared {
+    fn store(&self) -> MutexGuard<'_, Box<dyn Store>> {
+        self.store.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn running(&self) -> MutexGuard<'_, HashMap<usize, Running>> {
+        self.running.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Changes whenever anyone, we included, commits to the store.
+    fn version(&self) -> Result<u64> {
+        let theirs = self.store().change_counter()?;
+        Ok(theirs.wrapping_add(self.commits.load(SeqCst)))
+    }
+
+    fn committed(&self) {
+        self.commits.fetch_add(1, SeqCst);
+    }
+
+    /// Remember the first store error and stop everything gracefully.
+    fn fail(&self, e: Error) {
+        eprintln!("worker-spawn: {e}");
+        self.stop.store(true, SeqCst);
+        let mut slot = self.error.lock().unwrap_or_else(|e| e.into_inner());
+        slot.get_or_insert(e);
+    }
+
+    fn filter_in_progress() -> Filter {
+        Filter {
+            statuses: vec![StatusFilter::Is(Status::InProgress)],
+            ..Filter::default()
+        }
+    }
+
+    /// Give back the claims of processes of this host that are gone.
+    fn recover_dead(&self) -> Result<()> {
+        let mut store = self.store();
+        for (list, id, token, holder) in store.held_on(&self.holder.host)? {
+            if holder != self.holder && !host::is_alive(&holder) {
+                store.unclaim(&list, id, token, false)?;
+                eprintln!(
+                    "worker-spawn: task {id} of list '{list}' was held by process {}, which is gone: it is claimable again",
+                    holder.pid
+                );
+                self.committed();
+            }
+        }
+        Ok(())
+    }
+}
+
+pub fn run(args: SpawnArgs, _out: &mut dyn Write) -> Result<u8> {
+    // Before any thread exists: the guardian is forked.
+    let guardian = Guardian::start()?;
+    let signals = Signals::install()?;
+    let hostname = host::hostname();
+    let holder = host::me(&hostname);
+    let prefix = args
+        .owner_prefix
+        .clone()
+        .unwrap_or_else(|| format!("{hostname}-{}", holder.pid));
+    let path = args.store.path()?;
+    let db = std::path::absolute(&path)
+        .unwrap_or(path)
+        .display()
+        .to_string();
+    let store = args.store.open()?;
+    let jobs = args.jobs as usize;
+    let show_progress = !args.no_progress && (args.progress || std::io::stderr().is_terminal());
+
+    let shared = Arc::new(Shared {
+        args,
+        db,
+        prefix,
+        holder,
+        store: Mutex::new(store),
+        guardian,
+        running: Mutex::new(HashMap::new()),
+        stop: AtomicBool::new(false),
+        shutdown: AtomicBool::new(false),
+        commits: AtomicU64::new(0),
+        claimed: AtomicU64::new(0),
+        completed: AtomicU64::new(0),
+        failed: AtomicU64::new(0),
+        retried: AtomicU64::new(0),
+        error: Mutex::new(None),
+    });
+    // A second SIGINT while we shut down ends the process at once; the guardian then
+    // kills the children and the next run recovers their tasks.
+    let second = Arc::new(AtomicBool::new(false));
+    signal_hook::flag::register_conditional_shutdown(signals::SIGINT, 130, Arc::clone(&second))
+        .map_err(|e| Error::store(format!("cannot install a signal handler: {e}")))?;
+
+    if let Err(e) = shared.recover_dead() {
+        shared.fail(e);
+    }
+    let started = Instant::now();
+    let workers: Vec<_> = (1..=jobs)
+        .map(|n| {
+            let s = Arc::clone(&shared);
+            std::thread::spawn(move || worker(&s, n))
+        })
+        .collect();
+
+    let sig = supervise(&shared, &signals, &second, &workers, started, show_progress);
+    for w in workers {
+        let _ = w.join();
+    }
+    if show_progress {
+        eprint!("\r\x1b[K");
+    }
+    let (c, f, r) = (
+        shared.completed.load(SeqCst),
+        shared.failed.load(SeqCst),
+        shared.retried.load(SeqCst),
+    );
+    eprintln!(
+        "worker-spawn: {c} completed, {f} failed, {r} retried in {:.1}s",
+        started.elapsed().as_secs_f64()
+    );
+    if let Some(sig) = sig {
+        return Ok(signals::exit_code(sig));
+    }
+    let error = shared
+        .error
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .take();
+    if let Some(e) = error {
+        // Already reported; keep its exit code.
+        return Ok(e.kind.exit_code());
+    }
+    Ok(if f > 0 { Kind::Negative.exit_code() } else { 0 })
+}
+
+/// The supervisor loop; returns the signal that stopped us, if one did.
+fn supervise(
+    shared: &Shared,
+    signals: &Signals,
+    second: &AtomicBool,
+    workers: &[std::thread::JoinHandle<()>],
+    started: Instant,
+    show_progress: bool,
+) -> Option<i32> {
+    let a = &shared.args;
+    let renew_every = (a.lease / 3).max(Duration::from_millis(100));
+    let mut last_renew = Instant::now();
+    let mut last_progress = Instant::now() - Duration::from_secs(1);
+    let mut sig = None;
+    while !workers.iter().all(|w| w.is_finished()) {
+        if let (None, Some(s)) = (sig, signals.received()) {
+            sig = Some(s);
+            second.store(true, SeqCst);
+            shared.stop.store(true, SeqCst);
+            shared.shutdown.store(true, SeqCst);
+            let now = Instant::now();
+            for r in shared.running().values_mut() {
+                r.stop = Some((Stop::Shutdown, now));
+                let _ = killpg(Pid::from_raw(r.pgid), Signal::SIGTERM);
+            }
+        }
+        let now = Instant::now();
+        for r in shared.running().values_mut() {
+            if r.stop.is_none() && r.deadline.is_some_and(|d| now >= d) {
+                r.stop = Some((Stop::Timeout, now));
+                let _ = killpg(Pid::from_raw(r.pgid), Signal::SIGTERM);
+            }
+            if let Some((_, at)) = r.stop {
+                if !r.killed && now.duration_since(at) >= a.kill_after {
+                    r.killed = true;
+                    let _ = killpg(Pid::from_raw(r.pgid), Signal::SIGKILL);
+                }
+            }
+        }
+        if last_renew.elapsed() >= renew_every {
+            last_renew = Instant::now();
+            renew(shared);
+        }
+        if show_progress && last_progress.elapsed() >= Duration::from_millis(250) {
+            last_progress = Instant::now();
+            progress(shared, started);
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    sig
+}
+
+fn renew(shared: &Shared) {
+    let leases: Vec<(usize, Task, i64)> = shared
+        .running()
+        .iter()
+        .filter(|(_, r)| r.stop.is_none())
+        .map(|(&n, r)| (n, r.task.clone(), r.token))
+        .collect();
+    for (n, t, token) in leases {
+        let list = match t.list.parse() {
+            Ok(l) => l,
+            Err(_) => continue,
+        };
+        let result = shared.store().renew(&list, t.id, token, shared.args.lease);
+        match result {
+            Ok(()) => shared.committed(),
+            Err(e) if e.kind == Kind::Conflict => {
+                if let Some(r) = shared.running().get_mut(&n) {
+                    eprintln!("worker-spawn: {e}; stopping its command");
+                    r.stop = Some((Stop::Lost, Instant::now()));
+                    let _ = killpg(Pid::from_raw(r.pgid), Signal::SIGTERM);
+                }
+            }
+            Err(e) => eprintln!("worker-spawn: cannot renew the lease of task {}: {e}", t.id),
+        }
+    }
+}
+
+fn progress(shared: &Shared, started: Instant) {
+    let counts = {
+        let mut store = shared.store();
+        store.counts(&shared.args.store.list, &Filter::default())
+    };
+    let Ok(c) = counts else { return };
+    let done = c.get(Status::Completed) + c.get(Status::Failed) + c.get(Status::Cancelled);
+    let ours = shared.completed.load(SeqCst) + shared.failed.load(SeqCst);
+    let left = c.total() - done;
+    let eta = if ours > 0 {
+        let per = started.elapsed().as_secs_f64() / ours as f64;
+        format!(", ETA {:.0}s", per * left as f64 / shared.args.jobs as f64)
+    } else {
+        String::new()
+    };
+    eprint!(
+        "\rworker-spawn: {done}/{} done, {} running, {} failed{eta}\x1b[K",
+        c.total(),
+        c.get(Status::InProgress),
+        c.get(Status::Failed)
+    );
+}
+
+fn worker(shared: &Shared, n: usize) {
+    let a = &shared.args;
+    let owner = format!("{}-{n}", shared.prefix);
+    let claim = Claim {
+        owner: owner.clone(),
+        id: None,
+        matching: a.metadata.clone(),
+        limits: a.limit.clone(),
+        lease: Some(a.lease),
+        holder: Some(shared.holder.clone()),
+    };
+    let cx = child::Context {
+        db: &shared.db,
+        owner: &owner,
+        stdin: a.stdin,
+        output_dir: a.output_dir.as_deref(),
+        max_output: a.max_output,
+    };
+    while !shared.stop.load(SeqCst) {
+        if let Some(max) = a.max_tasks {
+            if shared.claimed.fetch_add(1, SeqCst) >= max {
+                shared.stop.store(true, SeqCst);
+                break;
+            }
+        }
+        let before = match shared.version() {
+            Ok(v) => v,
+            Err(e) => return shared.fail(e),
+        };
+        let claimed = shared.store().claim(&a.store.list, &claim);
+        match claimed {
+            Ok(Some(task)) => {
+                shared.committed();
+                run_task(shared, n, task, &cx);
+            }
+            Ok(None) => {
+                if a.max_tasks.is_some() {
+                    shared.claimed.fetch_sub(1, SeqCst);
+                }
+                match idle(shared, before) {
+                    Ok(true) => {}
+                    Ok(false) => break,
+                    Err(e) => return shared.fail(e),
+                }
+            }
+            Err(e) => return shared.fail(e),
+        }
+    }
+}
+
+/// Nothing was claimable. Wait for the store to change; false: time to stop, because
+/// nothing is in progress anywhere in the list that could unblock work (unless --follow).
+fn idle(shared: &Shared, before: u64) -> Result<bool> {
+    shared.recover_dead()?;
+    if !shared.args.follow {
+        let in_progress = shared
+            .store()
+            .counts(&shared.args.store.list, &Shared::filter_in_progress())?
+            .get(Status::InProgress);
+        if in_progress == 0 && shared.version()? == before {
+            return Ok(false);
+        }
+    }
+    // Poll the change counter, 1 ms after activity growing to 20 ms; look again at
+    // least every second anyway, for leases that run out without any commit.
+    let start = Instant::now();
+    let mut nap = Duration::from_millis(1);
+    while start.elapsed() < Duration::from_secs(1) {
+        if shared.stop.load(SeqCst) {
+            return Ok(false);
+        }
+        if shared.version()? != before {
+            return Ok(true);
+        }
+        std::thread::sleep(nap);
+        nap = (nap * 2).min(Duration::from_millis(20));
+    }
+    Ok(true)
+}
+
+fn run_task(shared: &Shared, n: usize, task: Task, cx: &child::Context) {
+    let a = &shared.args;
+    let list = &a.store.list;
+    let token = task.claim_token.unwrap_or_default();
+    let (stop, code, captured) = match child::spawn(&a.command, &task, cx) {
+        Err(e) => {
+            let msg = format!("worker-spawn: cannot run '{}': {e}\n", a.command[0]);
+            let cap = child::Captured {
+                stdout: Vec::new(),
+                stdout_total: 0,
+                stderr_tail: msg.into_bytes(),
+            };
+            (None, 127, cap)
+        }
+        Ok(mut ch) => {
+            let pgid = ch.id() as i32;
+            shared.guardian.watch(pgid);
+            shared.running().insert(
+                n,
+                Running {
+                    task: task.clone(),
+                    token,
+                    pgid,
+                    deadline: a.timeout.map(|t| Instant::now() + t),
+                    stop: None,
+                    killed: false,
+                },
+            );
+            // A signal that arrived between the claim and the registration.
+            if shared.shutdown.load(SeqCst) {
+                let _ = killpg(Pid::from_raw(pgid), Signal::SIGTERM);
+                if let Some(r) = shared.running().get_mut(&n) {
+                    r.stop = Some((Stop::Shutdown, Instant::now()));
+                }
+            }
+            let cap = child::capture(&mut ch, &task, cx);
+            let status = ch.wait();
+            // Nothing the command started outlives its task.
+            let _ = killpg(Pid::from_raw(pgid), Signal::SIGKILL);
+            shared.guardian.unwatch(pgid);
+            let stop = shared
+                .running()
+                .remove(&n)
+                .and_then(|r| r.stop.map(|(s, _)| s));
+            let code = match (stop, status) {
+                (Some(Stop::Timeout), _) => 124,
+                (_, Ok(st)) => child::exit_code(st),
+                (_, Err(_)) => 1,
+            };
+            (stop, code, cap)
+        }
+    };
+    let outcome = |status| Outcome {
+        status,
+        result: Some(captured.result(a.max_output)),
+        log: captured.log(),
+        exit_code: Some(code),
+    };
+    let result = match stop {
+        Some(Stop::Shutdown) => shared.store().unclaim(list, task.id, token, true),
+        Some(Stop::Lost) => Ok(()),
+        _ if code == 0 => shared
+            .store()
+            .finish(list, task.id, token, &outcome(Status::Completed))
+            .map(|_| {
+                shared.completed.fetch_add(1, SeqCst);
+            }),
+        _ if task.attempts < task.max_attempts && !shared.shutdown.load(SeqCst) => {
+            sleep_unless_shutdown(shared, a.retry_delay);
+            if shared.shutdown.load(SeqCst) {
+                shared.store().unclaim(list, task.id, token, false)
+            } else {
+                shared
+                    .store()
+                    .finish(list, task.id, token, &outcome(Status::Pending))
+                    .map(|_| {
+                        shared.retried.fetch_add(1, SeqCst);
+                    })
+            }
+        }
+        _ => shared
+            .store()
+            .finish(list, task.id, token, &outcome(Status::Failed))
+            .map(|_| {
+                shared.failed.fetch_add(1, SeqCst);
+                eprintln!("worker-spawn: task {} failed (exit code {code})", task.id);
+                if a.fail_fast {
+                    shared.stop.store(true, SeqCst);
+                }
+            }),
+    };
+    shared.committed();
+    match result {
+        Ok(()) => {}
+        Err(e) if e.kind == Kind::Conflict => eprintln!("worker-spawn: {e}"),
+        Err(e) => shared.fail(e),
+    }
+}
+
+/// The retry delay holds the claim (so nobody takes the task early); a signal cuts it short.
+fn sleep_unless_shutdown(shared: &Shared, d: Duration) {
+    let end = Instant::now() + d;
+    while Instant::now() < end && !shared.shutdown.load(SeqCst) {
+        std::thread::sleep((end - Instant::now()).min(Duration::from_millis(20)));
+    }
+}
