@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """parallel-tasks benchmarks: whole-process costs side by side with their baselines.
 
-Usage: bench/bench.py [calls] [batch] [scale] [wait]      (default: all)
+Usage: bench/bench.py [calls] [batch] [scale] [wait] [workers]      (default: all)
 Builds the release binaries first (cargo build --release). Every figure is a median
 over many runs, next to its baseline measured in the same run; quote ratios, not
 absolute times: these machines are shared and noisy.
@@ -163,11 +163,60 @@ def bench_wait(rounds=100):
         print()
 
 
+def bench_workers(n=2000, jobs=4, rounds=3):
+    """worker-spawn -j 4 -- true over 2 000 tasks against xargs -P 4 -n 1 true and GNU
+    parallel -j 4 true on the same 2 000 items (targets: >= 70 % of xargs's throughput,
+    >= 3x GNU parallel's)."""
+    import shutil
+    items = "".join(f"{i}\n" for i in range(n))
+    rows = {}
+    with tempfile.TemporaryDirectory() as d:
+        lines = os.path.join(d, "tasks.jsonl")
+        create_lines(lines, n)
+        for r in range(rounds):
+            env = env_for(os.path.join(d, f"w{r}.db"))
+            run([tool("task-create"), "--from", lines], env)
+            t0 = time.perf_counter()
+            p = subprocess.run([tool("worker-spawn"), "-j", str(jobs), "--no-progress", "--", "true"],
+                               env=env, capture_output=True, text=True)
+            rows.setdefault("worker-spawn -j 4 -- true", []).append(time.perf_counter() - t0)
+            assert p.returncode == 0, p.stderr
+            done = run([tool("task-list"), "-s", "completed", "--count", "--format", "json"], env).stdout
+            assert json.loads(done)["completed"] == n, done
+            t0 = time.perf_counter()
+            subprocess.run(["xargs", "-P", str(jobs), "-n", "1", "true"], input=items, text=True, check=True)
+            rows.setdefault("xargs -P 4 -n 1 true", []).append(time.perf_counter() - t0)
+            if shutil.which("parallel"):
+                t0 = time.perf_counter()
+                subprocess.run(["parallel", "--will-cite", "-j", str(jobs), "true"], input=items, text=True,
+                               check=True, stdout=subprocess.DEVNULL)
+                rows.setdefault("parallel -j 4 true", []).append(time.perf_counter() - t0)
+    print(f"## {n} no-op tasks, {jobs} at a time (median of {rounds})")
+    print(f"{'runner':<28} {'median s':>9} {'tasks/s':>9}")
+    med = {k: statistics.median(v) for k, v in rows.items()}
+    for k, v in med.items():
+        print(f"{k:<28} {v:>9.3f} {n / v:>9.0f}")
+    ws, xa = med["worker-spawn -j 4 -- true"], med["xargs -P 4 -n 1 true"]
+    print(f"worker-spawn throughput = {xa / ws * 100:.0f} % of xargs", end="")
+    if "parallel -j 4 true" in med:
+        print(f", {med['parallel -j 4 true'] / ws:.1f}x GNU parallel")
+    else:
+        print("; GNU parallel not installed (apt-get install parallel)")
+    print()
+
+
+BENCHES = {"calls": bench_calls, "batch": bench_batch, "scale": bench_scale, "wait": bench_wait,
+           "workers": bench_workers}
+
+
 def main():
-    what = sys.argv[1:] or ["calls", "batch", "scale", "wait"]
+    what = sys.argv[1:] or list(BENCHES)
+    unknown = [w for w in what if w not in BENCHES]
+    if unknown:
+        sys.exit(f"unknown benchmark {unknown}; choose from {list(BENCHES)}")
     build()
     for w in what:
-        {"calls": bench_calls, "batch": bench_batch, "scale": bench_scale, "wait": bench_wait}[w]()
+        BENCHES[w]()
 
 
 if __name__ == "__main__":
