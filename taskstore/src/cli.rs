@@ -493,3 +493,50 @@ pub struct SpawnArgs {
     #[arg(last = true, required = true, value_name = "COMMAND")]
     pub command: Vec<String>,
 }
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Target {
+    Bash,
+    Zsh,
+    Fish,
+    Elvish,
+    Powershell,
+    /// Man pages (needs --dir)
+    Man,
+}
+
+const COMPLETIONS_EXAMPLES: &str = "\
+Examples:
+  shell-completions bash > ~/.local/share/bash-completion/completions/parallel-tasks
+  shell-completions zsh --dir ~/.zfunc          # one _task-create … file per binary
+  shell-completions fish --dir ~/.config/fish/completions
+  shell-completions man --dir ~/.local/share/man/man1";
+
+/// Print shell completions for every parallel-tasks binary, or write man pages.
+#[derive(Debug, Parser)]
+#[command(
+    name = "shell-completions",
+    version,
+    after_help = format!("{COMPLETIONS_EXAMPLES}\n\n{EXIT_CODES}")
+)]
+pub struct CompletionsArgs {
+    /// bash, zsh, fish, elvish, powershell, or man
+    #[arg(value_enum, value_name = "SHELL")]
+    pub target: Target,
+    /// Write one file per binary into DIR instead of printing
+    #[arg(long, value_name = "DIR")]
+    pub dir: Option<PathBuf>,
+}
+
+/// Every binary's clap command, for completions and man pages.
+pub fn commands() -> Vec<clap::Command> {
+    use clap::CommandFactory;
+    vec![
+        CreateArgs::command(),
+        ListArgs::command(),
+        UpdateArgs::command(),
+        WaitArgs::command(),
+        SpawnArgs::command(),
+        CompletionsArgs::command(),
+    ]
+}

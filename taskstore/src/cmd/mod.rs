@@ -1,5 +1,6 @@
 //! One module per binary: `run(args, stdout) -> exit code`.
 
+pub mod completions;
 pub mod create;
 pub mod list;
 pub mod spawn;

@@ -33,6 +33,11 @@ pub fn run(a: UpdateArgs, out: &mut dyn Write) -> Result<u8> {
         if let Some(flag) = first_edit.or(a.if_status.first().map(|_| "--if-status")) {
             bail!(usage, "--claim cannot be combined with {flag}");
         }
+        if ids.is_empty() && a.ids.iter().any(|i| i == "-") {
+            // `-` with nothing on stdin names no task: claim nothing, not any task.
+            eprintln!("task-update: no task id on standard input to claim");
+            return Ok(1);
+        }
         if ids.len() > 1 {
             bail!(
                 usage,

@@ -609,6 +609,9 @@ impl Store for SqliteStore {
                     set("result", Sql::Text(v.clone()));
                 }
                 if let Some(d) = u.lease {
+                    if u.status.unwrap_or(current) != Status::InProgress {
+                        bail!(conflict, "task {id} is {current}: only a claimed (in_progress) task has a lease");
+                    }
                     set("lease_until", Sql::Integer(now + duration_ms(d)));
                 }
                 if !u.metadata.is_empty() {
