@@ -1,0 +1,95 @@
+//! shell-completions: scripts for every shell naming every binary; man pages.
+
+mod util;
+
+use util::Store;
+
+const BINARIES: &[&str] = &[
+    "task-create",
+    "task-list",
+    "task-update",
+    "task-wait",
+    "worker-spawn",
+    "shell-completions",
+];
+
+#[test]
+fn every_shell_names_every_binary() {
+    let s = Store::new();
+    for shell in ["bash", "zsh", "fish", "elvish", "powershell"] {
+        let out = s.ok("shell-completions", [shell]);
+        for b in BINARIES {
+            assert!(out.contains(b), "{shell} completions do not name {b}");
+        }
+        // Flags come from the same definitions as the binaries.
+        assert!(out.contains("fail-fast"), "{shell}: no --fail-fast");
+        assert!(out.contains("max-attempts"), "{shell}: no --max-attempts");
+    }
+}
+
+#[test]
+fn bash_script_loads() {
+    let s = Store::new();
+    let r = s.bash(
+        "shell-completions bash > c.bash && source c.bash && \
+         for b in task-create task-list task-update task-wait worker-spawn shell-completions; do complete -p $b || exit 1; done",
+    );
+    let out = r.expect_code(0).stdout;
+    assert!(out.contains("task-wait"), "{out}");
+    assert_eq!(out.lines().count(), BINARIES.len(), "{out}");
+}
+
+#[test]
+fn dir_gets_one_file_per_binary() {
+    let s = Store::new();
+    s.exec("shell-completions", ["fish", "--dir", "fish"]).expect_code(0);
+    for b in BINARIES {
+        let f = s.dir().join("fish").join(format!("{b}.fish"));
+        assert!(std::fs::metadata(&f).map(|m| m.len() > 0).unwrap_or(false), "{}", f.display());
+    }
+}
+
+#[test]
+fn man_pages_carry_exit_codes_and_environment() {
+    let s = Store::new();
+    s.exec("shell-completions", ["man", "--dir", "man"]).expect_code(0);
+    for b in BINARIES {
+        let page = std::fs::read_to_string(s.dir().join("man").join(format!("{b}.1"))).unwrap();
+        assert!(page.starts_with(".ie") || page.contains(".TH"), "{b}: not a man page");
+        assert!(page.contains("EXIT STATUS"), "{b}: no exit codes");
+        assert!(page.contains("124"), "{b}: exit-code table incomplete");
+    }
+    let page = std::fs::read_to_string(s.dir().join("man/task-wait.1")).unwrap();
+    assert!(page.contains("CLAUDE_CODE_TASK_LIST_ID"), "no environment section");
+    assert!(page.contains("fail\\-fast"), "no options");
+    // Where man is installed, the page renders.
+    if std::process::Command::new("man").arg("--version").output().is_ok() {
+        let r = s.sh("MANWIDTH=80 man -l man/task-wait.1 | cat");
+        let out = r.expect_code(0).stdout;
+        assert!(out.contains("EXIT STATUS"), "{out}");
+    }
+}
+
+#[test]
+fn bad_shell_and_man_without_dir_are_usage_errors() {
+    let s = Store::new();
+    let r = s.exec("shell-completions", ["tcsh"]);
+    util::assert_failure(&r, "shell-completions", 2, &["tcsh"]);
+    let r = s.exec("shell-completions", ["man"]);
+    util::assert_failure(&r, "shell-completions", 2, &["--dir"]);
+}
+
+#[test]
+fn every_help_has_examples_environment_and_exit_codes() {
+    let s = Store::new();
+    for b in BINARIES {
+        let help = s.ok(b, ["--help"]);
+        assert!(help.contains("Examples:"), "{b}");
+        assert!(help.contains("Exit codes:"), "{b}");
+        if *b != "shell-completions" {
+            for var in ["TASK_DB", "CLAUDE_CODE_TASK_LIST_ID", "TASK_SYNC"] {
+                assert!(help.contains(var), "{b} --help does not name {var}");
+            }
+        }
+    }
+}
