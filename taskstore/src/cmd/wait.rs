@@ -149,6 +149,16 @@ pub fn run(args: WaitArgs, out: &mut dyn Write) -> Result<u8> {
         (_, Some(n)) => Condition::Count(n),
         _ => Condition::All,
     };
+    // `-` with no ids on stdin awaits no task (not every task of the list), like
+    // `task-list -` and `xargs -r`: all of nothing is done; any or N of nothing never is.
+    if ids.is_empty() && args.ids.iter().any(|i| i == "-") {
+        output_state(out, args.format, &[])?;
+        if let Condition::All = cond {
+            return Ok(0);
+        }
+        eprintln!("task-wait: no task ids on standard input, so --any or --count cannot be met");
+        return Ok(1);
+    }
     let show_progress = !args.no_progress && (args.progress || std::io::stderr().is_terminal());
     let started = Instant::now();
     let deadline = args.timeout.map(|t| started + t);

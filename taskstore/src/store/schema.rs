@@ -53,10 +53,8 @@ CREATE TABLE edges (
 CREATE INDEX edges_by_blocked ON edges (list_id, blocked, blocker);
 
 -- claim: the first ready task by priority then id, whatever the number of finished
--- tasks; also status filters and counts.
+-- tasks; expired leases and --limit (few rows are in_progress); filters and counts.
 CREATE INDEX tasks_ready ON tasks (list_id, status, open_blockers, priority DESC, id);
--- claim: expired leases; --limit: what is running
-CREATE INDEX tasks_running ON tasks (list_id, status, lease_until);
 
 CREATE TRIGGER edge_added AFTER INSERT ON edges BEGIN
     UPDATE tasks SET open_blockers = open_blockers + 1

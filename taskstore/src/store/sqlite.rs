@@ -75,11 +75,6 @@ impl SqliteStore {
 
     fn prepare(&mut self, sync: Sync) -> Result<()> {
         self.conn.busy_timeout(BUSY_TIMEOUT)?;
-        // Leave checkpoints to SQLite's auto-checkpoint: a checkpoint (and its fsync) in
-        // every short-lived process that happens to be the last to close would cost
-        // more than the command itself.
-        self.conn
-            .set_db_config(DbConfig::SQLITE_DBCONFIG_NO_CKPT_ON_CLOSE, true)?;
         // Plan each statement once: otherwise SQLite re-prepares cached statements
         // whenever a new parameter value might allow another plan, costing more than
         // the query itself in loops such as loading every task's edges.
@@ -440,6 +435,10 @@ impl Store for SqliteStore {
         if tasks.is_empty() {
             return Ok(Vec::new());
         }
+        if tasks.len() > 1000 {
+            // Room for the indexes of a big batch, instead of re-reading evicted pages.
+            self.conn.pragma_update(None, "cache_size", -64 * 1024)?;
+        }
         self.write(|tx| {
             let lpk = ensure_list(tx, list)?;
             for t in tasks {
@@ -483,7 +482,7 @@ impl Store for SqliteStore {
                     t.active_form,
                     t.owner,
                     t.priority,
-                    Value::Object(t.metadata.clone()).to_string(),
+                    serde_json::to_string(&t.metadata).expect("a JSON object serialises"),
                     t.max_attempts,
                     now
                 ])?;

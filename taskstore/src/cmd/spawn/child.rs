@@ -92,13 +92,9 @@ pub fn spawn(command: &[String], t: &Task, cx: &Context) -> std::io::Result<Chil
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .process_group(0);
-    // SAFETY: prctl is async-signal-safe. The parent-death signal is the first line of
-    // defence; the guardian also kills the group if worker-spawn dies.
-    unsafe {
-        c.pre_exec(|| {
-            nix::sys::prctl::set_pdeathsig(Signal::SIGKILL).map_err(std::io::Error::from)
-        });
-    }
+    // No pre_exec hook (such as a parent-death signal): it would force fork() instead
+    // of posix_spawn(), and fork() of this multi-threaded process costs more than
+    // running `true`. The guardian kills the group if worker-spawn dies.
     let mut child = c.spawn()?;
     if let Some(mut stdin) = child.stdin.take() {
         let data = match cx.stdin {

@@ -1,7 +1,8 @@
 //! A small forked process that outlives worker-spawn by a moment: when worker-spawn
 //! dies, however it dies (kill -9 included), its end of a pipe closes and the guardian
-//! SIGKILLs every process group still running a task. A parent-death signal alone
-//! would reach only each command itself, not the processes it started.
+//! SIGKILLs every process group still running a task. (A parent-death signal would
+//! reach only each command itself, not the processes it started, and would force a
+//! slow fork() for every command instead of posix_spawn().)
 
 use crate::error::{Error, Result};
 use nix::sys::signal::{killpg, signal, SigHandler, Signal};

@@ -12,12 +12,17 @@ pub fn hostname() -> String {
         .unwrap_or_else(|| "localhost".into())
 }
 
-/// Start time of a process in clock ticks since boot (field 22 of /proc/PID/stat).
+/// Start time of a process in clock ticks since boot (field 22 of /proc/PID/stat); None
+/// when there is no such process or it has exited and waits to be reaped (a zombie, state
+/// Z or X: it can hold nothing any more).
 fn start_time(pid: u32) -> Option<u64> {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
     // The command name (field 2) may hold spaces and parentheses: skip past the last ')'.
-    let after = &stat[stat.rfind(')')? + 1..];
-    after.split_whitespace().nth(19)?.parse().ok()
+    let mut fields = stat[stat.rfind(')')? + 1..].split_whitespace();
+    if matches!(fields.next(), Some("Z" | "X" | "x")) {
+        return None;
+    }
+    fields.nth(18)?.parse().ok()
 }
 
 /// This process as a claim holder.
