@@ -42,28 +42,44 @@ fn bash_script_loads() {
 #[test]
 fn dir_gets_one_file_per_binary() {
     let s = Store::new();
-    s.exec("shell-completions", ["fish", "--dir", "fish"]).expect_code(0);
+    s.exec("shell-completions", ["fish", "--dir", "fish"])
+        .expect_code(0);
     for b in BINARIES {
         let f = s.dir().join("fish").join(format!("{b}.fish"));
-        assert!(std::fs::metadata(&f).map(|m| m.len() > 0).unwrap_or(false), "{}", f.display());
+        assert!(
+            std::fs::metadata(&f).map(|m| m.len() > 0).unwrap_or(false),
+            "{}",
+            f.display()
+        );
     }
 }
 
 #[test]
 fn man_pages_carry_exit_codes_and_environment() {
     let s = Store::new();
-    s.exec("shell-completions", ["man", "--dir", "man"]).expect_code(0);
+    s.exec("shell-completions", ["man", "--dir", "man"])
+        .expect_code(0);
     for b in BINARIES {
         let page = std::fs::read_to_string(s.dir().join("man").join(format!("{b}.1"))).unwrap();
-        assert!(page.starts_with(".ie") || page.contains(".TH"), "{b}: not a man page");
+        assert!(
+            page.starts_with(".ie") || page.contains(".TH"),
+            "{b}: not a man page"
+        );
         assert!(page.contains("EXIT STATUS"), "{b}: no exit codes");
         assert!(page.contains("124"), "{b}: exit-code table incomplete");
     }
     let page = std::fs::read_to_string(s.dir().join("man/task-wait.1")).unwrap();
-    assert!(page.contains("CLAUDE_CODE_TASK_LIST_ID"), "no environment section");
+    assert!(
+        page.contains("CLAUDE_CODE_TASK_LIST_ID"),
+        "no environment section"
+    );
     assert!(page.contains("fail\\-fast"), "no options");
     // Where man is installed, the page renders.
-    if std::process::Command::new("man").arg("--version").output().is_ok() {
+    if std::process::Command::new("man")
+        .arg("--version")
+        .output()
+        .is_ok()
+    {
         let r = s.sh("MANWIDTH=80 man -l man/task-wait.1 | cat");
         let out = r.expect_code(0).stdout;
         assert!(out.contains("EXIT STATUS"), "{out}");

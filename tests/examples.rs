@@ -12,7 +12,10 @@ fn example(name: &str) -> String {
 fn demo_plans_runs_waits_and_reports() {
     let s = Store::new();
     let out = s.bash(&example("demo.sh")).expect_code(0).stdout;
-    assert!(out.contains("#3 [pending] Build [blocked by #1, #2]"), "{out}");
+    assert!(
+        out.contains("#3 [pending] Build [blocked by #1, #2]"),
+        "{out}"
+    );
     assert!(out.contains("wave 3: #4"), "{out}");
     assert!(out.contains("## 4 tasks: 4 completed"), "{out}");
     assert!(out.contains("✓ #4 Release notes"), "{out}");
@@ -20,7 +23,10 @@ fn demo_plans_runs_waits_and_reports() {
     let lists = s.ok("task-list", ["--lists", "--format", "json"]);
     let lists: serde_json::Value = serde_json::from_str(&lists).unwrap();
     assert_eq!(lists[0]["completed"], 4, "{lists}");
-    assert!(lists[0]["list"].as_str().unwrap().starts_with("demo-"), "{lists}");
+    assert!(
+        lists[0]["list"].as_str().unwrap().starts_with("demo-"),
+        "{lists}"
+    );
 }
 
 /// Run one example with bash on a fresh store; its stdout.
@@ -42,10 +48,16 @@ fn fork_join_reviews_five_items() {
 fn waves_run_in_dependency_order() {
     let s = Store::new();
     let out = run_example(&s, "waves.sh");
-    assert!(out.contains("wave 1: #1, #4\nwave 2: #2, #3\nwave 3: #5"), "{out}");
+    assert!(
+        out.contains("wave 1: #1, #4\nwave 2: #2, #3\nwave 3: #5"),
+        "{out}"
+    );
     let order: Vec<&str> = out.split("order:\n").nth(1).unwrap().lines().collect();
     let pos = |name: &str| order.iter().position(|l| *l == name).unwrap();
-    assert!(pos("Build") < pos("Unit tests") && pos("Build") < pos("End-to-end tests"), "{order:?}");
+    assert!(
+        pos("Build") < pos("Unit tests") && pos("Build") < pos("End-to-end tests"),
+        "{order:?}"
+    );
     assert_eq!(pos("Deploy"), 4, "{order:?}");
 }
 
@@ -69,7 +81,11 @@ fn fail_fast_stops_then_retry_finishes() {
     assert!(out.contains("✗ #2 compile"), "{out}");
     assert!(out.contains("> compiler crashed"), "{out}");
     assert!(out.contains("task-wait --fail-fast: exit 1"), "{out}");
-    for line in ["#1 [completed] fetch", "#2 [completed] compile", "#4 [completed] upload"] {
+    for line in [
+        "#1 [completed] fetch",
+        "#2 [completed] compile",
+        "#4 [completed] upload",
+    ] {
         assert!(out.contains(line), "{line}: {out}");
     }
 }
@@ -93,7 +109,10 @@ fn specialised_pools_take_only_their_tasks() {
 fn cron_ticks_take_ten_tasks_each() {
     let s = Store::new();
     let out = run_example(&s, "cron-tick.sh");
-    assert_eq!(out, "tick 1: 10 completed\ntick 2: 20 completed\ntick 3: 25 completed\n");
+    assert_eq!(
+        out,
+        "tick 1: 10 completed\ntick 2: 20 completed\ntick 3: 25 completed\n"
+    );
 }
 
 #[test]
@@ -112,7 +131,12 @@ fn crontab_line_names_real_flags() {
     let line = std::fs::read_to_string(example("crontab.txt")).unwrap();
     let cmd = line.lines().find(|l| !l.starts_with('#')).unwrap();
     let args = cmd.split("worker-spawn ").nth(1).unwrap();
-    let flags: Vec<&str> = args.split(" -- ").next().unwrap().split_whitespace().collect();
+    let flags: Vec<&str> = args
+        .split(" -- ")
+        .next()
+        .unwrap()
+        .split_whitespace()
+        .collect();
     let s = Store::new();
     // Parse only: a command that exists, on an empty list, finishes at once with 0.
     let mut all = flags.clone();

@@ -74,8 +74,11 @@ impl StoreArgs {
         std::env::var("TASK_SYNC").unwrap_or_default().parse()
     }
 
-    pub fn open(&self) -> crate::Result<Box<dyn crate::store::Store>> {
-        crate::store::open(&self.path()?, self.sync()?)
+    pub fn open(
+        &self,
+        access: crate::store::Access,
+    ) -> crate::Result<Box<dyn crate::store::Store>> {
+        crate::store::open(&self.path()?, self.sync()?, access)
     }
 }
 

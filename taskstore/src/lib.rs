@@ -12,5 +12,6 @@ pub mod output;
 pub mod signals;
 pub mod store;
 pub mod time;
+pub mod watch;
 
 pub use error::{Error, Kind, Result};

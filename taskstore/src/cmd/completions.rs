@@ -12,7 +12,10 @@ pub fn run(a: CompletionsArgs, out: &mut dyn Write) -> Result<u8> {
     let shell = match a.target {
         Target::Man => {
             let Some(dir) = &a.dir else {
-                bail!(usage, "man pages need --dir DIR (one page per binary is written there)");
+                bail!(
+                    usage,
+                    "man pages need --dir DIR (one page per binary is written there)"
+                );
             };
             man_pages(dir)?;
             return Ok(0);
@@ -30,8 +33,13 @@ pub fn run(a: CompletionsArgs, out: &mut dyn Write) -> Result<u8> {
         let name = cmd.get_name().to_string();
         match &a.dir {
             Some(dir) => {
-                let path = clap_complete::generate_to(shell, &mut cmd, &name, dir)
-                    .map_err(|e| Error::store(format!("cannot write completions into {}: {e}", dir.display())))?;
+                let path =
+                    clap_complete::generate_to(shell, &mut cmd, &name, dir).map_err(|e| {
+                        Error::store(format!(
+                            "cannot write completions into {}: {e}",
+                            dir.display()
+                        ))
+                    })?;
                 eprintln!("shell-completions: wrote {}", path.display());
             }
             None => clap_complete::generate(shell, &mut cmd, &name, out),
@@ -41,7 +49,8 @@ pub fn run(a: CompletionsArgs, out: &mut dyn Write) -> Result<u8> {
 }
 
 fn create_dir(dir: &Path) -> Result<()> {
-    std::fs::create_dir_all(dir).map_err(|e| Error::store(format!("cannot create {}: {e}", dir.display())))
+    std::fs::create_dir_all(dir)
+        .map_err(|e| Error::store(format!("cannot create {}: {e}", dir.display())))
 }
 
 fn man_pages(dir: &Path) -> Result<()> {
@@ -62,7 +71,8 @@ fn man_pages(dir: &Path) -> Result<()> {
         roff_section(&mut page, "EXIT STATUS", EXIT_CODES)?;
         man.render_version_section(&mut page)?;
         let path = dir.join(format!("{name}.1"));
-        std::fs::write(&path, page).map_err(|e| Error::store(format!("cannot write {}: {e}", path.display())))?;
+        std::fs::write(&path, page)
+            .map_err(|e| Error::store(format!("cannot write {}: {e}", path.display())))?;
         eprintln!("shell-completions: wrote {}", path.display());
     }
     Ok(())
@@ -75,7 +85,12 @@ fn roff_section(page: &mut Vec<u8>, title: &str, text: &str) -> std::io::Result<
     for line in text.lines().skip(1) {
         let line = line.trim();
         let (tag, rest) = line.split_once("  ").unwrap_or((line, ""));
-        writeln!(page, ".TP\n\\fB{}\\fR\n{}", escape(tag), escape(rest.trim()))?;
+        writeln!(
+            page,
+            ".TP\n\\fB{}\\fR\n{}",
+            escape(tag),
+            escape(rest.trim())
+        )?;
     }
     Ok(())
 }

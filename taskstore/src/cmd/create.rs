@@ -61,7 +61,7 @@ pub fn run(a: CreateArgs, out: &mut dyn Write) -> Result<u8> {
             }]
         }
     };
-    let mut store = a.store.open()?;
+    let mut store = a.store.open(crate::store::Access::Write)?;
     let ids = store.create(&a.store.list, &tasks)?;
     if a.format == CreateFormat::Ids {
         output::write_ids(out, ids)?;

@@ -18,7 +18,7 @@ pub fn run(a: ListArgs, out: &mut dyn Write) -> Result<u8> {
     let ids = Stdin::default().ids(&a.ids)?;
     // `-` with no ids on stdin selects no task (not every task), like `xargs -r`.
     let none = ids.is_empty() && a.ids.iter().any(|i| i == "-");
-    let mut store = a.store.open()?;
+    let mut store = a.store.open(crate::store::Access::Read)?;
     let list = &a.store.list;
 
     if a.lists {

@@ -60,7 +60,7 @@ pub fn run(a: UpdateArgs, out: &mut dyn Write) -> Result<u8> {
             lease: a.lease,
             holder: None,
         };
-        let mut store = a.store.open()?;
+        let mut store = a.store.open(crate::store::Access::Write)?;
         return match store.claim(&list, &claim)? {
             Some(task) => {
                 print(out, a.format.unwrap_or(UpdateFormat::Ids), &[task])?;
@@ -87,7 +87,7 @@ pub fn run(a: UpdateArgs, out: &mut dyn Write) -> Result<u8> {
         if let Some(flag) = first_edit {
             bail!(usage, "--release cannot be combined with {flag}");
         }
-        let mut store = a.store.open()?;
+        let mut store = a.store.open(crate::store::Access::Write)?;
         let tasks = store.release(&list, &ids, a.owner.as_deref())?;
         return print_if(out, a.format, &tasks);
     }
@@ -96,7 +96,7 @@ pub fn run(a: UpdateArgs, out: &mut dyn Write) -> Result<u8> {
         if let Some(flag) = first_edit.or(a.owner.as_ref().map(|_| "--owner")) {
             bail!(usage, "--delete cannot be combined with {flag}");
         }
-        let mut store = a.store.open()?;
+        let mut store = a.store.open(crate::store::Access::Write)?;
         store.delete(&list, &ids, &a.if_status)?;
         return Ok(0);
     }
@@ -132,7 +132,7 @@ pub fn run(a: UpdateArgs, out: &mut dyn Write) -> Result<u8> {
             "nothing to change: give --status, --owner, --meta, --result or another edit"
         );
     }
-    let mut store = a.store.open()?;
+    let mut store = a.store.open(crate::store::Access::Write)?;
     let tasks = store.update(&list, &ids, &update)?;
     print_if(out, a.format, &tasks)
 }

@@ -1,10 +1,10 @@
 //! `task-wait`: block until the awaited tasks reach the asked-for condition.
 //!
-//! Waking up: the store's change counter (SQLite's `PRAGMA data_version`, which moves
-//! when another connection commits) is polled at an adaptive interval — 1 ms right after
-//! a change, doubling to at most `MAX_POLL` while nothing happens. A poll reads one
-//! shared-memory header, so an idle wait costs well under 1 % of a core, holds no lock
-//! and allocates nothing new; the full re-evaluation runs only after a commit.
+//! Waking up: `watch::Watcher` sleeps until the store's files change (a cheap `stat`
+//! every 1–8 ms); then the store's change counter (SQLite's `PRAGMA data_version`) is
+//! polled every millisecond for up to 50 ms until the commit is published, and only a
+//! changed counter makes it read the tasks again. Waiting holds no lock and allocates
+//! nothing new.
 
 use super::Stdin;
 use crate::cli::{WaitArgs, WaitFormat};
@@ -13,11 +13,10 @@ use crate::model::{Status, StatusFilter, Task, TaskId};
 use crate::output;
 use crate::signals::{self, Signals};
 use crate::store::{Filter, Store};
+use crate::watch::Watcher;
 use std::collections::HashSet;
 use std::io::{IsTerminal, Write};
 use std::time::{Duration, Instant};
-
-const MAX_POLL: Duration = Duration::from_millis(8);
 
 /// What is decided so far about the awaited tasks.
 enum Verdict {
@@ -162,11 +161,13 @@ pub fn run(args: WaitArgs, out: &mut dyn Write) -> Result<u8> {
     let show_progress = !args.no_progress && (args.progress || std::io::stderr().is_terminal());
     let started = Instant::now();
     let deadline = args.timeout.map(|t| started + t);
-    let mut store = args.store.open()?;
+    let mut store = args.store.open(crate::store::Access::Read)?;
 
     let mut seen = store.change_counter()?;
     let mut state = State::read(store.as_mut(), &args, &ids)?;
-    let mut poll = Duration::from_millis(1);
+    // Made on the first wait only: a run that need not wait should not pay for it.
+    let mut watcher: Option<Watcher> = None;
+    let mut hot_until = Instant::now();
     let mut last_progress = Instant::now() - Duration::from_secs(1);
     let code = loop {
         match state.verdict(cond, args.fail_fast) {
@@ -197,18 +198,31 @@ pub fn run(args: WaitArgs, out: &mut dyn Write) -> Result<u8> {
                 eprint!("\r{}\x1b[K", state.progress(started));
                 last_progress = Instant::now();
             }
-            let mut nap = poll;
-            if let Some(d) = deadline {
-                nap = nap.min(d.saturating_duration_since(Instant::now()));
+            let left = deadline.map_or(Duration::MAX, |d| {
+                d.saturating_duration_since(Instant::now())
+            });
+            // Right after a write, poll for its commit every millisecond for a while.
+            let nap = if Instant::now() < hot_until {
+                left.min(Duration::from_millis(1))
+            } else {
+                left
+            };
+            let woke = if nap < Duration::from_millis(2) {
+                std::thread::sleep(nap);
+                false
+            } else {
+                watcher
+                    .get_or_insert_with(|| Watcher::new(store.watch_paths()))
+                    .wait(nap)
+            };
+            if woke {
+                hot_until = Instant::now() + Duration::from_millis(50);
             }
-            std::thread::sleep(nap);
             let now = store.change_counter()?;
             if now != seen {
                 seen = now;
-                poll = Duration::from_millis(1);
                 break;
             }
-            poll = (poll * 2).min(MAX_POLL);
         }
         state = State::read(store.as_mut(), &args, &ids)?;
     };

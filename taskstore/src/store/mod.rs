@@ -169,8 +169,16 @@ impl std::str::FromStr for Sync {
     }
 }
 
+/// What a command will do with the store, so a backend can tune the connection.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Access {
+    /// Mostly reads (task-list, task-wait).
+    Read,
+    Write,
+}
+
 /// Open (creating if needed) the store at `location`: a file path, or later `postgres://…`.
-pub fn open(location: &Path, sync: Sync) -> Result<Box<dyn Store>> {
+pub fn open(location: &Path, sync: Sync, access: Access) -> Result<Box<dyn Store>> {
     let s = location.to_string_lossy();
     if s.starts_with("postgres://") || s.starts_with("postgresql://") {
         bail!(
@@ -178,5 +186,5 @@ pub fn open(location: &Path, sync: Sync) -> Result<Box<dyn Store>> {
             "PostgreSQL stores are not supported yet (TASK_DB={s})"
         );
     }
-    Ok(Box::new(sqlite::SqliteStore::open(location, sync)?))
+    Ok(Box::new(sqlite::SqliteStore::open(location, sync, access)?))
 }

@@ -61,6 +61,8 @@ pub fn expand(arg: &str, t: &Task) -> String {
 
 /// What the command gets besides its arguments.
 pub struct Context<'a> {
+    /// Value of `guardian::MARK`, so the guardian can find the command if we die.
+    pub mark: &'a str,
     pub db: &'a str,
     pub owner: &'a str,
     pub stdin: StdinMode,
@@ -79,6 +81,7 @@ pub fn spawn(command: &[String], t: &Task, cx: &Context) -> std::io::Result<Chil
         .env("CLAUDE_CODE_TASK_LIST_ID", &t.list)
         .env("TASK_DB", cx.db)
         .env("TASK_OWNER", cx.owner)
+        .env(super::guardian::MARK, cx.mark)
         .env("TASK_ATTEMPT", t.attempts.to_string())
         .env(
             "TASK_METADATA",

@@ -1,6 +1,9 @@
 //! A small forked process that outlives worker-spawn by a moment: when worker-spawn
 //! dies, however it dies (kill -9 included), its end of a pipe closes and the guardian
-//! SIGKILLs every process group still running a task. (A parent-death signal would
+//! SIGKILLs every process group still running a task, then every process that carries
+//! this worker-spawn's mark in its environment (`MARK`): that also catches a command
+//! started but not yet announced when worker-spawn died, and whatever a command
+//! started in another process group. (A parent-death signal would
 //! reach only each command itself, not the processes it started, and would force a
 //! slow fork() for every command instead of posix_spawn().)
 
@@ -11,13 +14,18 @@ use std::collections::HashSet;
 use std::io::{BufRead, BufReader, PipeWriter, Write};
 use std::sync::Mutex;
 
+/// The environment variable every command gets: `NAME=VALUE` marks it as ours.
+pub const MARK: &str = "WORKER_SPAWN_MARK";
+
 pub struct Guardian {
     tx: Mutex<PipeWriter>,
+    /// This worker-spawn's mark (pid and start time: unique on this host).
+    pub mark: String,
 }
 
 impl Guardian {
     /// Fork the guardian. Call before any thread is started.
-    pub fn start() -> Result<Guardian> {
+    pub fn start(mark: String) -> Result<Guardian> {
         let (reader, writer) = std::io::pipe()?;
         // SAFETY: called while the process has a single thread, so the child may do
         // anything; it only reads a pipe, sends signals and exits.
@@ -33,11 +41,12 @@ impl Guardian {
                     // SAFETY: ignoring a signal installs no handler code.
                     let _ = unsafe { signal(sig, SigHandler::SigIgn) };
                 }
-                guard(BufReader::new(reader));
+                guard(BufReader::new(reader), &format!("{MARK}={mark}"));
                 std::process::exit(0);
             }
             Ok(ForkResult::Parent { .. }) => Ok(Guardian {
                 tx: Mutex::new(writer),
+                mark,
             }),
             Err(e) => Err(Error::store(format!(
                 "cannot start the guardian process: {e}"
@@ -63,7 +72,7 @@ impl Guardian {
     }
 }
 
-fn guard(reader: BufReader<std::io::PipeReader>) {
+fn guard(reader: BufReader<std::io::PipeReader>, mark: &str) {
     let mut groups: HashSet<i32> = HashSet::new();
     for line in reader.lines() {
         let Ok(line) = line else { break };
@@ -81,5 +90,35 @@ fn guard(reader: BufReader<std::io::PipeReader>) {
     // End of file: worker-spawn is gone.
     for pg in groups {
         let _ = killpg(Pid::from_raw(pg), Signal::SIGKILL);
+    }
+    // Twice: a marked process may have forked while the first sweep ran.
+    for _ in 0..2 {
+        kill_marked(mark.as_bytes());
+    }
+}
+
+/// SIGKILL every process whose environment holds `mark` (`NAME=VALUE`).
+fn kill_marked(mark: &[u8]) {
+    let Ok(procs) = std::fs::read_dir("/proc") else {
+        return;
+    };
+    let me = std::process::id();
+    for entry in procs.flatten() {
+        let Some(pid) = entry
+            .file_name()
+            .to_str()
+            .and_then(|n| n.parse::<i32>().ok())
+        else {
+            continue;
+        };
+        if pid as u32 == me {
+            continue;
+        }
+        let Ok(env) = std::fs::read(entry.path().join("environ")) else {
+            continue;
+        };
+        if env.split(|&b| b == 0).any(|var| var == mark) {
+            let _ = nix::sys::signal::kill(Pid::from_raw(pid), Signal::SIGKILL);
+        }
     }
 }

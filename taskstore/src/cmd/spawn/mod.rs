@@ -114,11 +114,11 @@ impl Shared {
 }
 
 pub fn run(args: SpawnArgs, _out: &mut dyn Write) -> Result<u8> {
-    // Before any thread exists: the guardian is forked.
-    let guardian = Guardian::start()?;
-    let signals = Signals::install()?;
     let hostname = host::hostname();
     let holder = host::me(&hostname);
+    // Before any thread exists: the guardian is forked.
+    let guardian = Guardian::start(format!("{}-{}", holder.pid, holder.started))?;
+    let signals = Signals::install()?;
     let prefix = args
         .owner_prefix
         .clone()
@@ -128,7 +128,7 @@ pub fn run(args: SpawnArgs, _out: &mut dyn Write) -> Result<u8> {
         .unwrap_or(path)
         .display()
         .to_string();
-    let store = args.store.open()?;
+    let store = args.store.open(crate::store::Access::Write)?;
     let jobs = args.jobs as usize;
     let show_progress = !args.no_progress && (args.progress || std::io::stderr().is_terminal());
 
@@ -311,6 +311,7 @@ fn worker(shared: &Shared, n: usize) {
         holder: Some(shared.holder.clone()),
     };
     let cx = child::Context {
+        mark: &shared.guardian.mark,
         db: &shared.db,
         owner: &owner,
         stdin: a.stdin,
