@@ -72,10 +72,11 @@ def bench_calls(rounds=300):
         lines = os.path.join(d, "100.jsonl")
         create_lines(lines, 100)
         run([tool("task-create"), "--from", lines], env)
-        true_s, create_s, claim_s, list_s = [], [], [], []
+        true_s, help_s, create_s, claim_s, list_s = [], [], [], [], []
         for i in range(rounds):
             # Interleaved, so that a noisy moment hits every command alike.
             true_s.append(spawn_once(["/bin/true"], env)[0])
+            help_s.append(spawn_once([tool("task-list"), "--help"], env)[0])
             create_s.append(spawn_once([tool("task-create"), f"extra {i}"], env)[0])
             dt, code = spawn_once([tool("task-update"), "--claim", "--owner", "bench"], env)
             assert code == 0, "claim found nothing"
@@ -88,7 +89,8 @@ def bench_calls(rounds=300):
         base = median_ms(true_s)
         print(f"## whole-process call on a 100-task list ({rounds} runs each, median)")
         print(f"{'command':<28} {'median ms':>10} {'x /bin/true':>12}")
-        for name, s in [("/bin/true", true_s), ("task-create SUBJECT", create_s),
+        for name, s in [("/bin/true", true_s), ("task-list --help (no store)", help_s),
+                        ("task-create SUBJECT", create_s),
                         ("task-update --claim", claim_s), ("task-list", list_s)]:
             print(f"{name:<28} {median_ms(s):>10.3f} {median_ms(s) / base:>12.2f}")
         print()

@@ -8,6 +8,15 @@ use std::process::ExitCode;
 /// exit code of a success (0, or 1 for a negative answer that is not an error).
 pub fn main<A: clap::Parser>(run: fn(A, &mut dyn Write) -> Result<u8>) -> ExitCode {
     let bin = A::command().get_name().to_string();
+    // Past a file-size limit (`ulimit -f`) a write should fail with EFBIG, which the
+    // store reports as a store error (exit 5), instead of SIGXFSZ killing the process.
+    // SAFETY: ignoring a signal installs no handler code.
+    let _ = unsafe {
+        nix::sys::signal::signal(
+            nix::sys::signal::Signal::SIGXFSZ,
+            nix::sys::signal::SigHandler::SigIgn,
+        )
+    };
     let args = match A::try_parse() {
         Ok(args) => args,
         Err(e) => {

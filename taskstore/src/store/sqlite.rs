@@ -44,7 +44,9 @@ impl From<rusqlite::Error> for Error {
             Some(ErrorCode::CannotOpen) => "the store file cannot be opened",
             Some(ErrorCode::PermissionDenied) => "permission denied",
             Some(ErrorCode::DatabaseCorrupt) => "the store is corrupt",
-            Some(ErrorCode::SystemIoFailure) => "an I/O error occurred",
+            Some(ErrorCode::SystemIoFailure) => {
+                "reading or writing the store failed (is the disk full, a file-size limit reached, or the file gone?)"
+            }
             _ => return Error::store(e.to_string()),
         };
         Error::store(format!("{what} ({e})"))
