@@ -448,7 +448,7 @@ fn run_task(shared: &Shared, n: usize, task: Task, cx: &child::Context) {
                 shared.completed.fetch_add(1, SeqCst);
             }),
         _ if task.attempts < task.max_attempts && !shared.shutdown.load(SeqCst) => {
-            sleep_unless_shutdown(shared, a.retry_delay);
+            hold_for(shared, &task, token, a.retry_delay);
             if shared.shutdown.load(SeqCst) {
                 shared.store().unclaim(list, task.id, token, false)
             } else {
@@ -479,10 +479,23 @@ fn run_task(shared: &Shared, n: usize, task: Task, cx: &child::Context) {
     }
 }
 
-/// The retry delay holds the claim (so nobody takes the task early); a signal cuts it short.
-fn sleep_unless_shutdown(shared: &Shared, d: Duration) {
+/// The retry delay holds the claim (so nobody takes the task early), renewing its
+/// lease as the supervisor would; a signal cuts it short.
+fn hold_for(shared: &Shared, task: &Task, token: i64, d: Duration) {
+    let lease = shared.args.lease;
+    let renew_every = (lease / 3).max(Duration::from_millis(100));
     let end = Instant::now() + d;
+    let mut renewed = Instant::now();
     while Instant::now() < end && !shared.shutdown.load(SeqCst) {
         std::thread::sleep((end - Instant::now()).min(Duration::from_millis(20)));
+        if renewed.elapsed() >= renew_every {
+            renewed = Instant::now();
+            let result = shared
+                .store()
+                .renew(&shared.args.store.list, task.id, token, lease);
+            if result.is_ok() {
+                shared.committed();
+            }
+        }
     }
 }
