@@ -10,7 +10,11 @@ use std::collections::HashMap;
 
 /// One record as written in a batch file (field names as in the task JSON).
 #[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields, rename_all = "camelCase")]
+#[serde(
+    deny_unknown_fields,
+    rename_all = "camelCase",
+    expecting = "a task object such as {\"subject\":\"Build\"}"
+)]
 struct Record {
     key: Option<String>,
     subject: Option<String>,
@@ -23,8 +27,34 @@ struct Record {
     max_attempts: Option<i64>,
 }
 
+/// A [`Record`] written as a JSON object only: serde would also take a struct from an
+/// array of its fields in order, which no batch file means.
+struct Object(Record);
+
+impl<'de> Deserialize<'de> for Object {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> std::result::Result<Object, D::Error> {
+        struct Visit;
+        impl<'de> serde::de::Visitor<'de> for Visit {
+            type Value = Object;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("a task object such as {\"subject\":\"Build\"}")
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                map: A,
+            ) -> std::result::Result<Object, A::Error> {
+                Record::deserialize(serde::de::value::MapAccessDeserializer::new(map)).map(Object)
+            }
+        }
+        d.deserialize_map(Visit)
+    }
+}
+
 #[derive(Debug, Deserialize)]
-#[serde(untagged)]
+#[serde(
+    untagged,
+    expecting = "each entry must be a task id (3) or a key of this batch (\"build\")"
+)]
 enum IdOrKey {
     Number(i64),
     Text(String),
@@ -39,6 +69,8 @@ struct Raw {
 /// Parse a whole batch: CSV if `csv`, else one JSON array when the first non-blank
 /// character is `[`, else JSON lines.
 pub fn parse(input: &[u8], csv: bool) -> Result<Vec<NewTask>> {
+    // A byte order mark (Windows editors write one) is not part of the first record.
+    let input = input.strip_prefix("\u{feff}".as_bytes()).unwrap_or(input);
     let text = std::str::from_utf8(input).map_err(|e| {
         let line = input[..e.valid_up_to()]
             .iter()
@@ -64,20 +96,36 @@ fn parse_lines(text: &str) -> Result<Vec<Raw>> {
             continue;
         }
         let origin = format!("line {}", i + 1);
-        let record: Record = serde_json::from_str(line)
-            .map_err(|e| Error::usage(format!("{origin}: {}", json_error(&e))))?;
+        let Object(record) = serde_json::from_str(line).map_err(|e| {
+            let named = serde_json::from_str(line)
+                .ok()
+                .and_then(|v| name_field(v, &e));
+            Error::usage(format!(
+                "{origin}: {}",
+                named.unwrap_or_else(|| json_error(&e))
+            ))
+        })?;
         out.push(from_record(record, origin)?);
     }
     Ok(out)
 }
 
 fn parse_array(text: &str) -> Result<Vec<Raw>> {
-    let records: Vec<Record> = serde_json::from_str(text)
-        .map_err(|e| Error::usage(format!("line {}: {}", e.line(), json_error(&e))))?;
+    let records: Vec<Object> = serde_json::from_str(text).map_err(|e| {
+        // Records before the bad one parse, so the first one with a bad field is it.
+        let named = serde_json::from_str::<Vec<Value>>(text)
+            .ok()
+            .and_then(|v| v.into_iter().find_map(|r| name_field(r, &e)));
+        Error::usage(format!(
+            "line {}: {}",
+            e.line(),
+            named.unwrap_or_else(|| json_error(&e))
+        ))
+    })?;
     records
         .into_iter()
         .enumerate()
-        .map(|(i, r)| from_record(r, format!("record {}", i + 1)))
+        .map(|(i, Object(r))| from_record(r, format!("record {}", i + 1)))
         .collect()
 }
 
@@ -88,6 +136,25 @@ fn json_error(e: &serde_json::Error) -> String {
         Some(i) => format!("{} (column {})", &msg[..i], e.column()),
         None => msg,
     }
+}
+
+/// serde's type errors do not say which field they are about ("invalid type: integer
+/// `1`, expected a string"). Find the field of `record` whose value alone gives the same
+/// error `e`, and name it: "`description`: invalid type: …".
+fn name_field(record: Value, e: &serde_json::Error) -> Option<String> {
+    let Value::Object(fields) = record else {
+        return None;
+    };
+    let plain = json_error(e);
+    let message = plain.rsplit_once(" (column ").map_or(&*plain, |(m, _)| m);
+    if message.starts_with("unknown field") {
+        return None; // already named
+    }
+    fields.into_iter().find_map(|(k, v)| {
+        let alone = Value::Object(Map::from_iter([(k.clone(), v)]));
+        let err = serde_json::from_value::<Record>(alone).err()?;
+        (err.to_string() == message).then(|| format!("`{k}`: {plain}"))
+    })
 }
 
 fn from_record(r: Record, origin: String) -> Result<Raw> {
@@ -139,7 +206,10 @@ fn parse_csv(text: &str) -> Result<Vec<Raw>> {
         "maxAttempts",
         "metadata",
     ];
-    for h in headers.iter() {
+    for (i, h) in headers.iter().enumerate() {
+        if headers.iter().take(i).any(|earlier| earlier == h) {
+            bail!(usage, "line 1: duplicate CSV column '{h}'");
+        }
         if !COLUMNS.contains(&h) && !h.starts_with("metadata.") {
             bail!(
                 usage,
@@ -152,12 +222,14 @@ fn parse_csv(text: &str) -> Result<Vec<Raw>> {
         bail!(usage, "line 1: the CSV header has no 'subject' column");
     }
     let mut out = Vec::new();
+    let mut last_record = 0;
     for row in reader.records() {
         let row = row.map_err(|e| {
             let line = e.position().map_or(0, |p| p.line());
             Error::usage(format!("line {line}: {e}"))
         })?;
         let line = row.position().map_or(0, |p| p.line());
+        last_record = row.position().map_or(0, |p| p.byte()) as usize;
         let origin = format!("line {line}");
         let mut task = NewTask {
             max_attempts: 1,
@@ -208,7 +280,41 @@ fn parse_csv(text: &str) -> Result<Vec<Raw>> {
         }
         out.push(Raw { task, blocked_by });
     }
+    // The csv crate ends a quoted field left open at the end of the input (a truncated
+    // file) without an error, which would store the rest of the file in one field.
+    if open_quote(&text.as_bytes()[last_record..]) {
+        bail!(
+            usage,
+            "{}: a quoted field is not closed before the end of the input",
+            out.last()
+                .map_or("line 1", |r: &Raw| r.task.origin.as_str())
+        );
+    }
     Ok(out)
+}
+
+/// Whether a quoted field is still open at the end of `record` (the raw text from the
+/// start of a CSV record to the end of the input), by RFC 4180's rules as the csv crate
+/// applies them: a `"` opens quoting only at the start of a field, `""` inside quotes is
+/// a quote.
+fn open_quote(record: &[u8]) -> bool {
+    let mut quoted = false;
+    let mut field_start = true;
+    let mut bytes = record.iter().peekable();
+    while let Some(&b) = bytes.next() {
+        if quoted {
+            if b == b'"' && bytes.next_if_eq(&&b'"').is_none() {
+                quoted = false;
+            }
+        } else if b == b'"' && field_start {
+            quoted = true;
+        } else if matches!(b, b',' | b'\n' | b'\r') {
+            field_start = true;
+            continue;
+        }
+        field_start = false;
+    }
+    quoted
 }
 
 /// Turn `blockedBy` strings into ids of existing tasks or indexes into the batch.

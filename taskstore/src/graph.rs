@@ -13,6 +13,14 @@ pub fn validate_batch(tasks: &[NewTask]) -> Result<()> {
         if t.subject.trim().is_empty() {
             bail!(usage, "{}the subject is empty", t.origin_prefix());
         }
+        if t.owner.as_deref() == Some("") {
+            // An empty owner would reserve the task for a worker that cannot exist.
+            bail!(
+                usage,
+                "{}the owner is empty (leave it out for an unowned task)",
+                t.origin_prefix()
+            );
+        }
         if t.max_attempts < 1 {
             bail!(
                 usage,
@@ -46,13 +54,36 @@ pub fn validate_batch(tasks: &[NewTask]) -> Result<()> {
         }
     }
     if seen < n {
-        let first = (0..n).find(|&i| indegree[i] > 0).unwrap_or(0);
-        let t = &tasks[first];
+        // Every record left over waits for another one left over; following those
+        // blockers from any of them must come back to a record on the cycle.
+        let left = |i: usize| {
+            tasks[i].blocked_by.iter().find_map(|b| match *b {
+                BlockerRef::Record(j) if indegree[j] > 0 => Some(j),
+                _ => None,
+            })
+        };
+        let mut path: Vec<usize> = Vec::new();
+        let mut at = (0..n).find(|&i| indegree[i] > 0);
+        while let Some(i) = at {
+            if let Some(start) = path.iter().position(|&p| p == i) {
+                path.drain(..start);
+                break;
+            }
+            path.push(i);
+            at = left(i);
+        }
+        let name = |i: usize| {
+            let t = &tasks[i];
+            format!("'{}'", t.key.as_deref().unwrap_or(&t.subject))
+        };
+        let first = path.first().copied().unwrap_or(0);
+        let chain: Vec<String> = path.iter().chain([&first]).map(|&i| name(i)).collect();
         bail!(
             usage,
-            "{}dependency cycle: '{}' depends, through blockedBy, on itself",
-            t.origin_prefix(),
-            t.key.as_deref().unwrap_or(&t.subject)
+            "{}dependency cycle: {} depends, through blockedBy, on itself ({})",
+            tasks[first].origin_prefix(),
+            name(first),
+            chain.join(" waits for ")
         );
     }
     Ok(())

@@ -271,14 +271,26 @@ pub fn parse_limit(s: &str) -> Result<(String, i64)> {
 }
 
 /// Parse a duration: `500ms`, `30s`, `5m`, `1h`, `1h30m`, or plain seconds (`30`, `0.5`).
+/// At most 10^10 seconds (about 317 years), so that adding it to a clock cannot overflow.
 pub fn parse_duration(s: &str) -> Result<std::time::Duration> {
+    const MAX_SECS: f64 = 1e10;
     let t = s.trim();
-    if let Ok(secs) = t.parse::<f64>() {
-        if (0.0..1e10).contains(&secs) {
-            return Ok(std::time::Duration::from_secs_f64(secs));
+    let d = match t.parse::<f64>() {
+        Ok(secs) if (0.0..MAX_SECS).contains(&secs) => {
+            Some(std::time::Duration::from_secs_f64(secs))
         }
-    } else if let Ok(d) = humantime::parse_duration(t) {
-        return Ok(d);
+        Ok(secs) if secs >= MAX_SECS => Some(std::time::Duration::MAX),
+        Ok(_) => None, // negative or NaN
+        Err(_) => humantime::parse_duration(t).ok(),
+    };
+    if let Some(d) = d {
+        if d.as_secs_f64() < MAX_SECS {
+            return Ok(d);
+        }
+        bail!(
+            usage,
+            "invalid duration '{s}': too long (at most 10000000000 seconds, about 317 years)"
+        );
     }
     bail!(
         usage,
@@ -317,6 +329,10 @@ mod tests {
         assert!(parse_duration("-1").is_err());
         assert!(parse_duration("soon").is_err());
         assert!(parse_duration("nan").is_err());
+        // Past 10^10 s an `Instant` or a lease in ms could overflow.
+        assert!(parse_duration("18446744073709551615s").is_err());
+        assert!(parse_duration("9223372036854775000ms").is_err());
+        assert!(parse_duration("1000years").is_err());
     }
 
     #[test]

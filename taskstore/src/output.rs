@@ -80,7 +80,7 @@ fn field(t: &Task, name: &str) -> Value {
 pub fn text_line(t: &Task) -> String {
     let mut s = format!("{} [{}] {}", t.id, t.status, one_line(&t.subject));
     if let Some(o) = &t.owner {
-        s += &format!(" ({o})");
+        s += &format!(" ({})", one_line(o));
     }
     if !t.open_blockers.is_empty() {
         let b: Vec<String> = t.open_blockers.iter().map(|b| b.to_string()).collect();
@@ -89,7 +89,7 @@ pub fn text_line(t: &Task) -> String {
     s
 }
 
-/// Newlines in a subject would break one-task-a-line output.
+/// Newlines in a subject or owner would break one-task-a-line output.
 fn one_line(s: &str) -> String {
     s.replace(['\n', '\r'], " ")
 }

@@ -27,13 +27,17 @@ pub fn run(a: CreateArgs, out: &mut dyn Write) -> Result<u8> {
                 )));
             }
             let bytes = if from == "-" {
-                stdin.take("--from -")?.into_bytes()
+                stdin.take_bytes("--from -")?
             } else {
                 std::fs::read(from).map_err(|e| Error::usage(format!("cannot read {from}: {e}")))?
             };
             batch::parse(&bytes, a.csv || from.ends_with(".csv"))?
         }
         None => {
+            if a.csv {
+                // clap's `requires = "from"` lets it through when a SUBJECT is given.
+                return Err(Error::usage("--csv goes with --from FILE"));
+            }
             let Some(subject) = a.subject else {
                 return Err(Error::usage(
                     "a subject is required (or --from FILE to create a batch)",

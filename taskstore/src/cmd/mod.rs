@@ -20,6 +20,12 @@ pub struct Stdin {
 
 impl Stdin {
     fn take(&mut self, what: &'static str) -> Result<String> {
+        String::from_utf8(self.take_bytes(what)?)
+            .map_err(|_| Error::usage(format!("{what}: standard input is not valid UTF-8")))
+    }
+
+    /// All of stdin as bytes (a batch names the line of bad UTF-8 itself).
+    fn take_bytes(&mut self, what: &'static str) -> Result<Vec<u8>> {
         if let Some(first) = self.used_by {
             bail!(
                 usage,
@@ -31,8 +37,7 @@ impl Stdin {
         std::io::stdin()
             .read_to_end(&mut buf)
             .map_err(|e| Error::usage(format!("cannot read standard input: {e}")))?;
-        String::from_utf8(buf)
-            .map_err(|_| Error::usage(format!("{what}: standard input is not valid UTF-8")))
+        Ok(buf)
     }
 
     /// Ids from arguments, where `-` stands for the ids on stdin (one a line).

@@ -28,6 +28,10 @@ pub fn run(a: UpdateArgs, out: &mut dyn Write) -> Result<u8> {
         ("--result", a.result.is_some()),
     ];
     let first_edit = edits.iter().find(|(_, given)| *given).map(|(f, _)| *f);
+    // --release and --delete change nothing else: a --meta or --lease would be lost.
+    let other_change = first_edit
+        .or(a.metadata.first().map(|_| "--meta"))
+        .or(a.lease.map(|_| "--lease"));
 
     if a.claim {
         if let Some(flag) = first_edit.or(a.if_status.first().map(|_| "--if-status")) {
@@ -84,16 +88,16 @@ pub fn run(a: UpdateArgs, out: &mut dyn Write) -> Result<u8> {
     }
 
     if a.release {
-        if let Some(flag) = first_edit {
+        if let Some(flag) = other_change {
             bail!(usage, "--release cannot be combined with {flag}");
         }
         let mut store = a.store.open(crate::store::Access::Write)?;
-        let tasks = store.release(&list, &ids, a.owner.as_deref())?;
+        let tasks = store.release(&list, &ids, a.owner.as_deref(), &a.if_status)?;
         return print_if(out, a.format, &tasks);
     }
 
     if a.delete {
-        if let Some(flag) = first_edit.or(a.owner.as_ref().map(|_| "--owner")) {
+        if let Some(flag) = other_change.or(a.owner.as_ref().map(|_| "--owner")) {
             bail!(usage, "--delete cannot be combined with {flag}");
         }
         let mut store = a.store.open(crate::store::Access::Write)?;

@@ -126,8 +126,15 @@ pub trait Store: Send {
     /// Apply one update to each id, all or nothing; returns the updated tasks.
     fn update(&mut self, list: &ListId, ids: &[TaskId], update: &Update) -> Result<Vec<Task>>;
     /// Put in_progress tasks back to pending, giving back the attempt their claim counted.
-    /// With `owner`, each must be held by that owner (else conflict).
-    fn release(&mut self, list: &ListId, ids: &[TaskId], owner: Option<&str>) -> Result<Vec<Task>>;
+    /// With `owner`, each must be held by that owner (else conflict); with `if_status`,
+    /// each must also have one of those statuses (else conflict).
+    fn release(
+        &mut self,
+        list: &ListId,
+        ids: &[TaskId],
+        owner: Option<&str>,
+        if_status: &[Status],
+    ) -> Result<Vec<Task>>;
     /// Delete tasks and their edges; their ids are never reused.
     fn delete(&mut self, list: &ListId, ids: &[TaskId], if_status: &[Status]) -> Result<()>;
     /// Atomically claim a task; `None` when nothing is claimable.

@@ -32,6 +32,9 @@ const DEAD_CTE: &str = "WITH RECURSIVE dead(id) AS ( \
     UNION SELECT e.blocked FROM dead d JOIN edges e ON e.list_id = ?1 AND e.blocker = d.id \
     JOIN tasks b ON b.list_id = ?1 AND b.id = e.blocked AND b.status = 'pending') ";
 
+const CANNOT_OPEN: &str = "the store file cannot be opened";
+const READ_ONLY: &str = "the store is read-only";
+
 impl From<rusqlite::Error> for Error {
     fn from(e: rusqlite::Error) -> Error {
         let what = match e.sqlite_error_code() {
@@ -40,8 +43,8 @@ impl From<rusqlite::Error> for Error {
                 "the store stayed locked by another process for longer than the 5 s busy timeout"
             }
             Some(ErrorCode::DiskFull) => "the disk is full",
-            Some(ErrorCode::ReadOnly) => "the store is read-only",
-            Some(ErrorCode::CannotOpen) => "the store file cannot be opened",
+            Some(ErrorCode::ReadOnly) => READ_ONLY,
+            Some(ErrorCode::CannotOpen) => CANNOT_OPEN,
             Some(ErrorCode::PermissionDenied) => "permission denied",
             Some(ErrorCode::DatabaseCorrupt) => "the store is corrupt",
             Some(ErrorCode::SystemIoFailure) => {
@@ -71,7 +74,9 @@ impl SqliteStore {
             conn,
             path: path.to_path_buf(),
         };
-        store.prepare(sync, access).map_err(at)?;
+        store
+            .prepare(sync, access)
+            .map_err(|e| at(explain_unwritable(e, path)))?;
         Ok(store)
     }
 
@@ -145,12 +150,18 @@ impl SqliteStore {
     }
 
     fn write<T>(&mut self, f: impl FnOnce(&Transaction) -> Result<T>) -> Result<T> {
-        let tx = self
-            .conn
-            .transaction_with_behavior(TransactionBehavior::Immediate)?;
-        let value = f(&tx)?;
-        tx.commit()?;
-        Ok(value)
+        let run = |conn: &mut Connection| {
+            let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+            let value = f(&tx)?;
+            tx.commit()?;
+            Ok(value)
+        };
+        run(&mut self.conn).map_err(|e| match unwritable(&e) {
+            true => {
+                explain_unwritable(e, &self.path).context(format!("store {}", self.path.display()))
+            }
+            false => e,
+        })
     }
 }
 
@@ -182,6 +193,44 @@ fn create_file(path: &Path) -> Result<()> {
         Ok(_) => Ok(()),
         Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(()),
         Err(e) => Err(Error::store(format!("cannot create the store file: {e}"))),
+    }
+}
+
+/// The store could not be opened or written (SQLite's CANTOPEN or READONLY).
+fn unwritable(e: &Error) -> bool {
+    e.message.starts_with(CANNOT_OPEN) || e.message.starts_with(READ_ONLY)
+}
+
+/// SQLite says only "unable to open database file" or "attempt to write a readonly
+/// database" when it cannot write the store or create its `-wal` and `-shm` files: say
+/// which file system object is to blame, when `access(2)` can tell (a read-only file
+/// system, a file or folder that is not writable or is immutable).
+fn explain_unwritable(e: Error, path: &Path) -> Error {
+    use nix::errno::Errno;
+    use nix::unistd::{access, AccessFlags};
+    if !unwritable(&e) {
+        return e;
+    }
+    let folder = match path.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p,
+        _ => Path::new("."),
+    };
+    let name = path.file_name().unwrap_or_default().to_string_lossy();
+    let why = |p: &Path, what: String| match access(p, AccessFlags::W_OK) {
+        Ok(()) => None,
+        Err(Errno::EROFS) => Some(format!("{what} is on a read-only file system")),
+        Err(errno @ (Errno::EACCES | Errno::EPERM)) => {
+            Some(format!("{what} is not writable ({})", errno.desc()))
+        }
+        Err(_) => None,
+    };
+    let reason = why(path, "it".into()).or_else(|| {
+        why(folder, format!("its folder {}", folder.display()))
+            .map(|m| format!("{m}, and SQLite must create {name}-wal and {name}-shm there"))
+    });
+    match reason {
+        Some(r) => Error::store(format!("{}: {r}", e.message)),
+        None => e,
     }
 }
 
@@ -584,11 +633,19 @@ impl Store for SqliteStore {
             for &id in &ids {
                 let (current, owner, meta) = status_owner(tx, lpk, list, id)?;
                 check_if_status(id, current, &u.if_status)?;
-                if let (Some(new), OwnerChange::Set(name), Some(holder)) =
-                    (u.status, &u.owner, &owner)
-                {
-                    if new.is_terminal() && holder != name {
-                        bail!(conflict, "task {id} is held by '{holder}', not '{name}'");
+                if let (Some(new), OwnerChange::Set(name)) = (u.status, &u.owner) {
+                    // Nobody holds it either when a takeover gave it back to pending: a
+                    // stale worker must not finish it then.
+                    match &owner {
+                        _ if !new.is_terminal() => {}
+                        Some(holder) if holder != name => {
+                            bail!(conflict, "task {id} is held by '{holder}', not '{name}'")
+                        }
+                        None => bail!(
+                            conflict,
+                            "task {id} is not held by '{name}': it is {current} and nobody holds it"
+                        ),
+                        Some(_) => {}
                     }
                 }
                 let mut sets: Vec<String> = vec!["updated_at = ?".into()];
@@ -689,12 +746,19 @@ impl Store for SqliteStore {
         })
     }
 
-    fn release(&mut self, list: &ListId, ids: &[TaskId], owner: Option<&str>) -> Result<Vec<Task>> {
+    fn release(
+        &mut self,
+        list: &ListId,
+        ids: &[TaskId],
+        owner: Option<&str>,
+        if_status: &[Status],
+    ) -> Result<Vec<Task>> {
         let ids = dedup(ids);
         self.write(|tx| {
             let lpk = list_pk(tx, list)?.ok_or_else(|| not_found(ids[0], list))?;
             for &id in &ids {
                 let (current, holder, _) = status_owner(tx, lpk, list, id)?;
+                check_if_status(id, current, if_status)?;
                 check_if_status(id, current, &[Status::InProgress])?;
                 if let (Some(want), Some(holder)) = (owner, &holder) {
                     if want != holder {

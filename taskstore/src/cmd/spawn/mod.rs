@@ -55,7 +55,10 @@ struct Shared {
     shutdown: AtomicBool,
     /// Commits made through our own connection (SQLite's data_version counts others').
     commits: AtomicU64,
+    /// `--max-tasks` slots reserved by workers about to claim, plus the ones used.
     claimed: AtomicU64,
+    /// `--max-tasks` slots used: tasks claimed.
+    taken: AtomicU64,
     completed: AtomicU64,
     failed: AtomicU64,
     retried: AtomicU64,
@@ -81,11 +84,18 @@ impl Shared {
         self.commits.fetch_add(1, SeqCst);
     }
 
-    /// Remember the first store error and stop everything gracefully.
+    /// Remember the first store error and stop everything gracefully. Every worker
+    /// meets the same broken store: say it once, not once a worker.
     fn fail(&self, e: Error) {
-        eprintln!("worker-spawn: {e}");
         self.stop.store(true, SeqCst);
         let mut slot = self.error.lock().unwrap_or_else(|e| e.into_inner());
+        if slot
+            .as_ref()
+            .is_some_and(|first| first.message == e.message)
+        {
+            return;
+        }
+        eprintln!("worker-spawn: {e}");
         slot.get_or_insert(e);
     }
 
@@ -144,6 +154,7 @@ pub fn run(args: SpawnArgs, _out: &mut dyn Write) -> Result<u8> {
         shutdown: AtomicBool::new(false),
         commits: AtomicU64::new(0),
         claimed: AtomicU64::new(0),
+        taken: AtomicU64::new(0),
         completed: AtomicU64::new(0),
         failed: AtomicU64::new(0),
         retried: AtomicU64::new(0),
@@ -321,7 +332,11 @@ fn worker(shared: &Shared, n: usize) {
     while !shared.stop.load(SeqCst) {
         if let Some(max) = a.max_tasks {
             if shared.claimed.fetch_add(1, SeqCst) >= max {
-                shared.stop.store(true, SeqCst);
+                // The rest of the quota is taken, or only reserved by workers still
+                // looking for a task: leave it to them. (Stopping everyone here ended
+                // the run with the quota unused while a task in progress elsewhere could
+                // still unblock work.)
+                shared.claimed.fetch_sub(1, SeqCst);
                 break;
             }
         }
@@ -333,6 +348,12 @@ fn worker(shared: &Shared, n: usize) {
         match claimed {
             Ok(Some(task)) => {
                 shared.committed();
+                if a.max_tasks
+                    .is_some_and(|max| shared.taken.fetch_add(1, SeqCst) + 1 >= max)
+                {
+                    // The quota is used up: the workers waiting for work can go.
+                    shared.stop.store(true, SeqCst);
+                }
                 run_task(shared, n, task, &cx);
             }
             Ok(None) => {
