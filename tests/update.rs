@@ -148,7 +148,7 @@ fn edges_stay_consistent_on_both_tasks() {
 }
 
 #[test]
-fn result_from_text_and_stdin() {
+fn stores_the_result_from_text_and_stdin() {
     let s = Store::new();
     s.create("a", &[]);
     s.create("b", &[]);
