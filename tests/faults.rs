@@ -321,6 +321,54 @@ fn sixteen_racing_shell_workers_claim_a_thousand_tasks_exactly_once() {
     assert_integrity(s.db());
 }
 
+/// Concurrent creators get distinct ids, 1..=N with no gap, each creator's increasing.
+#[test]
+fn concurrent_creators_get_distinct_ids() {
+    const CREATORS: usize = 8;
+    const EACH: usize = 50;
+    let s = Store::new();
+    let creator = r#"
+        i=0
+        while [ "$i" -lt "$N" ]; do
+            task-create "creator $C task $i" -m "creator=$C" || exit 9
+            i=$((i + 1))
+        done
+    "#;
+    let envs: Vec<_> = (0..CREATORS)
+        .map(|c| vec![("C", c.to_string()), ("N", EACH.to_string())])
+        .collect();
+    let runs = run_all(&s, creator, &envs);
+    let mut ids = BTreeSet::new();
+    for (c, r) in runs.into_iter().enumerate() {
+        let out = r.success();
+        let mine: Vec<u32> = out.lines().map(|l| l.parse().expect("an id")).collect();
+        assert_eq!(mine.len(), EACH, "creator {c}");
+        assert!(
+            mine.windows(2).all(|w| w[0] < w[1]),
+            "creator {c} got ids out of order: {mine:?}"
+        );
+        for id in mine {
+            assert!(ids.insert(id), "id {id} was given twice");
+        }
+    }
+    let want: BTreeSet<u32> = (1..=(CREATORS * EACH) as u32).collect();
+    assert_eq!(ids, want);
+    assert_eq!(
+        s.ok("task-list", ["--count", "--format", "json"]).trim(),
+        format!(
+            "{{\"pending\":{n},\"in_progress\":0,\"completed\":0,\"failed\":0,\"cancelled\":0,\"total\":{n}}}",
+            n = CREATORS * EACH
+        )
+    );
+    for c in 0..CREATORS {
+        assert_eq!(
+            s.ids(&["-m", &format!("creator={c}")]).len(),
+            EACH,
+            "creator {c}"
+        );
+    }
+}
+
 // ---------------------------------------------------------------------------------------
 // 2. Every kind of writer at once
 
