@@ -10,8 +10,11 @@
 mod util;
 
 use serde_json::{json, Map, Value};
+use std::io::{Read, Write};
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::path::Path;
+use std::process::Stdio;
+use std::time::{Duration, Instant};
 use util::{assert_failure, Run, Store};
 
 // ---------------------------------------------------------------------------------
@@ -86,21 +89,74 @@ impl Row {
         format!("{} {:?}{input}", self.bin, self.args)
     }
 
+    /// Run the row, killing the command if it is still running after
+    /// [`util::DEADLINE`]: a wrongly accepted row (a worker-spawn waiting for the
+    /// claimed task, a task-wait) must fail the row, not hang the suite.
     fn run(&self, s: &Store, n: usize) -> Run {
+        let mut args = self.args.clone();
+        let mut c = s.std_cmd(self.bin);
         match &self.input {
-            Input::None => s.exec(self.bin, &self.args),
-            Input::Stdin(b) => s.exec_stdin(self.bin, &self.args, b),
-            Input::Env(k, v) => s.exec_with(self.bin, &self.args, &[(k, v.as_str())], None),
+            Input::None | Input::Stdin(_) => {}
+            Input::Env(k, v) => {
+                c.env(k, v);
+            }
             Input::File(name, b) => {
                 let path = s.file(&format!("row{n}-{name}"), b);
                 let path = path.to_str().expect("a UTF-8 temporary path");
-                let args: Vec<String> = self
-                    .args
-                    .iter()
-                    .map(|a| a.replace("{file}", path))
-                    .collect();
-                s.exec(self.bin, &args)
+                for a in &mut args {
+                    *a = a.replace("{file}", path);
+                }
             }
+        }
+        c.args(&args).stdout(Stdio::piped()).stderr(Stdio::piped());
+        if let Input::Stdin(_) = self.input {
+            c.stdin(Stdio::piped());
+        }
+        let mut child = c.spawn().expect("spawn");
+        let writer = match (&self.input, child.stdin.take()) {
+            (Input::Stdin(b), Some(mut stdin)) => {
+                let b = b.clone();
+                Some(std::thread::spawn(move || {
+                    let _ = stdin.write_all(&b);
+                }))
+            }
+            _ => None,
+        };
+        let read = |mut r: Box<dyn Read + Send>| {
+            std::thread::spawn(move || {
+                let mut buf = Vec::new();
+                let _ = r.read_to_end(&mut buf);
+                String::from_utf8_lossy(&buf).into_owned()
+            })
+        };
+        let out = read(Box::new(child.stdout.take().expect("piped stdout")));
+        let err = read(Box::new(child.stderr.take().expect("piped stderr")));
+        let start = Instant::now();
+        let status = loop {
+            if let Some(status) = child.try_wait().expect("wait") {
+                break Some(status);
+            }
+            if start.elapsed() > util::DEADLINE {
+                let _ = child.kill();
+                let _ = child.wait();
+                break None;
+            }
+            std::thread::sleep(Duration::from_millis(2));
+        };
+        if let Some(w) = writer {
+            w.join().expect("stdin writer");
+        }
+        let (stdout, stderr) = (out.join().unwrap(), err.join().unwrap());
+        let Some(status) = status else {
+            panic!(
+                "still running after {:?}; stderr: {stderr:?}",
+                util::DEADLINE
+            );
+        };
+        Run {
+            code: status.code().unwrap_or(-1),
+            stdout,
+            stderr,
         }
     }
 }
