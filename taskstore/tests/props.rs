@@ -4,7 +4,7 @@
 //! a batch with a cycle is always refused, naming a record on a cycle; durations,
 //! task ids and list ids are accepted exactly when they should be.
 //!
-//! Cases per property: 128, or `PROPTEST_CASES` when set.
+//! Cases per property: 256, or `PROPTEST_CASES` when set.
 
 use proptest::prelude::*;
 use proptest::test_runner::Config;
@@ -20,7 +20,7 @@ fn config() -> Config {
     let cases = std::env::var("PROPTEST_CASES")
         .ok()
         .and_then(|v| v.parse().ok())
-        .unwrap_or(128);
+        .unwrap_or(256);
     Config {
         cases,
         // Failing inputs are printed; no regression files in the source tree.
