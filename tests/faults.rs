@@ -828,9 +828,7 @@ fn a_batch_create_killed_midway_is_all_or_nothing() {
 
 /// Start `worker-spawn ARGS…` in the background.
 fn spawn_bg(s: &Store, args: &[&str]) -> Bg {
-    let mut c = s.std_cmd("worker-spawn");
-    c.args(args);
-    Bg::spawn("worker-spawn", c)
+    Bg::start(s, "worker-spawn", args)
 }
 
 fn read_pids(s: &Store, ids: &[u32], ext: &str) -> Vec<u32> {

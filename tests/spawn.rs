@@ -13,9 +13,7 @@ use util::{wait_until, Run, Store, DEADLINE};
 
 /// Start `worker-spawn ARGS…` in the background.
 fn spawn_bg(s: &Store, args: &[&str]) -> Bg {
-    let mut c = s.std_cmd("worker-spawn");
-    c.args(args);
-    Bg::spawn("worker-spawn", c)
+    Bg::start(s, "worker-spawn", args)
 }
 
 /// Run `worker-spawn ARGS…` to its end (a hang fails the test at the deadline).
@@ -585,14 +583,11 @@ fn a_worker_whose_lease_was_taken_over_cannot_overwrite_the_new_owner() {
     assert_eq!(t["attempts"], 2);
 }
 
-/// Two tasks running `sleep 300` in their own groups; `sig` to worker-spawn puts them
-/// back to pending without using an attempt, kills them, and exits with `code`.
-fn stopped_by(sig: &str, code: i32) {
-    let s = Store::new();
-    s.create("one", &[]);
-    s.create("two", &[]);
+/// `worker-spawn -j 2` running `sleep 300` for tasks 1 and 2, once both commands have
+/// started; with their pids (each leads its own process group).
+fn two_sleepers(s: &Store) -> (Bg, Vec<u32>) {
     let w = spawn_bg(
-        &s,
+        s,
         &[
             "-j",
             "2",
@@ -602,10 +597,20 @@ fn stopped_by(sig: &str, code: i32) {
             "echo $$ > $TASK_ID.pid; sleep 300",
         ],
     );
-    let pids: Vec<u32> = ["1.pid", "2.pid"]
+    let pids = ["1.pid", "2.pid"]
         .iter()
         .map(|f| read_pid(&s.dir().join(f)))
         .collect();
+    (w, pids)
+}
+
+/// Two tasks running `sleep 300` in their own groups; `sig` to worker-spawn puts them
+/// back to pending without using an attempt, kills them, and exits with `code`.
+fn stopped_by(sig: &str, code: i32) {
+    let s = Store::new();
+    s.create("one", &[]);
+    s.create("two", &[]);
+    let (w, pids) = two_sleepers(&s);
     assert_eq!(all_statuses(&s), ["in_progress", "in_progress"]);
     w.signal(sig);
     let r = w.wait().expect_code(code);
@@ -641,21 +646,7 @@ fn killed_hard(reap: bool) {
     // yet announced to its guardian carries its mark and is killed. The default lease
     // (30 s) is far beyond the deadline, so the next run's recovery cannot be the lease
     // running out.
-    let mut w = spawn_bg(
-        &s,
-        &[
-            "-j",
-            "2",
-            "--",
-            "sh",
-            "-c",
-            "echo $$ > $TASK_ID.pid; sleep 300",
-        ],
-    );
-    let pids: Vec<u32> = ["1.pid", "2.pid"]
-        .iter()
-        .map(|f| read_pid(&s.dir().join(f)))
-        .collect();
+    let (mut w, pids) = two_sleepers(&s);
     if reap {
         w.kill_hard();
     } else {

@@ -14,9 +14,7 @@ use util::{assert_failure, Store};
 /// Start `task-wait ARGS…` in the background (for runs that must end by themselves; a
 /// hang fails the test at the deadline instead of blocking the suite).
 fn start(s: &Store, args: &[&str]) -> Bg {
-    let mut c = s.std_cmd("task-wait");
-    c.args(args);
-    Bg::spawn("task-wait", c)
+    Bg::start(s, "task-wait", args)
 }
 
 /// [`start`] with `input` on stdin (then closed).

@@ -34,6 +34,13 @@ fn drain(mut r: impl Read + Send + 'static, buf: Arc<Mutex<Vec<u8>>>) -> JoinHan
 }
 
 impl Bg {
+    /// Start binary `bin ARGS…` on the store `s` in the background.
+    pub fn start(s: &crate::util::Store, bin: &str, args: &[&str]) -> Bg {
+        let mut c = s.std_cmd(bin);
+        c.args(args);
+        Bg::spawn(bin, c)
+    }
+
     /// Start `cmd` with stdout and stderr piped (stdin as the command set it).
     pub fn spawn(name: &str, mut cmd: Command) -> Bg {
         cmd.stdout(Stdio::piped()).stderr(Stdio::piped());
