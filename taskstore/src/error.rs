@@ -63,9 +63,6 @@ impl Error {
     pub fn store(message: impl Into<String>) -> Error {
         Error::new(Kind::Store, message)
     }
-    pub fn negative(message: impl Into<String>) -> Error {
-        Error::new(Kind::Negative, message)
-    }
 
     /// Prefix the message with where it happened, keeping the kind.
     pub fn context(self, what: impl fmt::Display) -> Error {

@@ -3,7 +3,7 @@
 use super::Stdin;
 use crate::bail;
 use crate::cli::{UpdateArgs, UpdateFormat};
-use crate::error::Result;
+use crate::error::{Kind, Result};
 use crate::model::Task;
 use crate::output;
 use crate::store::{Claim, OwnerChange, Update};
@@ -40,7 +40,7 @@ pub fn run(a: UpdateArgs, out: &mut dyn Write) -> Result<u8> {
         if ids.is_empty() && a.ids.iter().any(|i| i == "-") {
             // `-` with nothing on stdin names no task: claim nothing, not any task.
             eprintln!("task-update: no task id on standard input to claim");
-            return Ok(1);
+            return Ok(Kind::Negative.exit_code());
         }
         if ids.len() > 1 {
             bail!(
@@ -72,7 +72,7 @@ pub fn run(a: UpdateArgs, out: &mut dyn Write) -> Result<u8> {
             }
             None => {
                 eprintln!("task-update: no ready task to claim in list '{list}'");
-                Ok(1)
+                Ok(Kind::Negative.exit_code())
             }
         };
     }

@@ -8,7 +8,7 @@
 
 use super::Stdin;
 use crate::cli::{WaitArgs, WaitFormat};
-use crate::error::Result;
+use crate::error::{Kind, Result};
 use crate::model::{Status, StatusFilter, Task, TaskId};
 use crate::output;
 use crate::signals::{self, Signals};
@@ -156,7 +156,7 @@ pub fn run(args: WaitArgs, out: &mut dyn Write) -> Result<u8> {
             return Ok(0);
         }
         eprintln!("task-wait: no task ids on standard input, so --any or --count cannot be met");
-        return Ok(1);
+        return Ok(Kind::Negative.exit_code());
     }
     let show_progress = !args.no_progress && (args.progress || std::io::stderr().is_terminal());
     let started = Instant::now();
@@ -175,7 +175,7 @@ pub fn run(args: WaitArgs, out: &mut dyn Write) -> Result<u8> {
             Verdict::Failed(why) => {
                 clear_progress(show_progress);
                 eprintln!("task-wait: {why}");
-                break 1;
+                break Kind::Negative.exit_code();
             }
             Verdict::Waiting => {}
         }
@@ -192,7 +192,7 @@ pub fn run(args: WaitArgs, out: &mut dyn Write) -> Result<u8> {
                     humantime::format_duration(args.timeout.unwrap_or_default())
                 );
                 output_state(out, args.format, &state.tasks)?;
-                return Ok(124);
+                return Ok(Kind::Timeout.exit_code());
             }
             if show_progress && last_progress.elapsed() >= Duration::from_millis(200) {
                 eprint!("\r{}\x1b[K", state.progress(started));

@@ -149,8 +149,6 @@ pub trait Store: Send {
     fn held_on(&mut self, host: &str) -> Result<Vec<(ListId, TaskId, i64, Holder)>>;
     /// A counter that changes whenever any other connection commits (for waiting).
     fn change_counter(&mut self) -> Result<u64>;
-    /// Where the store lives, for messages and for the environment of child processes.
-    fn location(&self) -> String;
     /// Files whose modification signals a commit (for file-notification wake-ups).
     fn watch_paths(&self) -> Vec<PathBuf>;
 }

@@ -979,10 +979,6 @@ impl Store for SqliteStore {
         Ok(st.query_row([], |r| r.get::<_, i64>(0))? as u64)
     }
 
-    fn location(&self) -> String {
-        self.path.display().to_string()
-    }
-
     fn watch_paths(&self) -> Vec<PathBuf> {
         let mut wal = self.path.clone().into_os_string();
         wal.push("-wal");
