@@ -1,8 +1,10 @@
 #!/usr/bin/env python3
 """parallel-tasks benchmarks: whole-process costs side by side with their baselines.
 
-Usage: bench/bench.py [calls] [batch] [scale] [wait] [workers]      (default: all)
-Builds the release binaries first (cargo build --release). Every figure is a median
+Usage: bench/bench.py [--quick] [calls] [batch] [scale] [wait] [workers]   (default: all)
+Builds the release binaries first (cargo build --release). `--quick` runs every
+benchmark with a few iterations and small inputs: a smoke run (CI runs it so that the
+benchmarks cannot rot); its figures mean nothing. Every figure is a median
 over many runs, next to its baseline measured in the same run; quote ratios, not
 absolute times: these machines are shared and noisy.
 """
@@ -153,7 +155,7 @@ def wake_latencies(env, rounds, idle):
     return lat
 
 
-def bench_wait(rounds=100):
+def bench_wait(rounds=100, idle_cpu=10.0):
     """Wake-up latency of task-wait (from the satisfying task-update returning to
     task-wait exiting; target: median <= 10 ms) and CPU of a task-wait idle for 10 s
     (target: under 1 % of a core)."""
@@ -166,16 +168,16 @@ def bench_wait(rounds=100):
             floor.append(spawn_once([tool("task-wait"), tid], env)[0])
         print(f"## task-wait")
         print(f"a whole task-wait that need not wait: median {median_ms(floor):.2f} ms")
-        for idle, n in [(0.05, rounds), (2.0, 10)]:
+        for idle, n in [(0.05, rounds), (2.0, min(rounds, 10))]:
             lat = wake_latencies(env, n, idle)
             print(f"wake-up latency after {idle:g} s idle ({n} runs): median {median_ms(lat):.2f} ms, "
                   f"max {max(lat) * 1000:.2f} ms")
         tid = run([tool("task-create"), "never"], env).stdout.strip()
-        w = subprocess.Popen([tool("task-wait"), tid, "--timeout", "10s"], env=env,
+        w = subprocess.Popen([tool("task-wait"), tid, "--timeout", f"{idle_cpu}s"], env=env,
                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         _, status, usage = os.wait4(w.pid, 0)
         cpu = usage.ru_utime + usage.ru_stime
-        print(f"idle 10 s: {cpu * 1000:.0f} ms CPU = {cpu / 10 * 100:.2f} % of a core")
+        print(f"idle {idle_cpu:g} s: {cpu * 1000:.0f} ms CPU = {cpu / idle_cpu * 100:.2f} % of a core")
         print()
 
 
@@ -224,15 +226,24 @@ def bench_workers(n=2000, jobs=4, rounds=3):
 BENCHES = {"calls": bench_calls, "batch": bench_batch, "scale": bench_scale, "wait": bench_wait,
            "workers": bench_workers}
 
+# --quick: the same code paths with a few iterations and small inputs.
+QUICK = {"calls": {"rounds": 5}, "batch": {"n": 1000, "rounds": 1},
+         "scale": {"small": 100, "large": 1000, "rounds": 5}, "wait": {"rounds": 3, "idle_cpu": 1.0},
+         "workers": {"n": 100, "rounds": 1}}
+
 
 def main():
-    what = sys.argv[1:] or list(BENCHES)
+    args = sys.argv[1:]
+    quick = "--quick" in args
+    what = [a for a in args if a != "--quick"] or list(BENCHES)
     unknown = [w for w in what if w not in BENCHES]
     if unknown:
         sys.exit(f"unknown benchmark {unknown}; choose from {list(BENCHES)}")
     build()
+    if quick:
+        print("# --quick: a smoke run; the figures below mean nothing\n")
     for w in what:
-        BENCHES[w]()
+        BENCHES[w](**(QUICK[w] if quick else {}))
 
 
 if __name__ == "__main__":
