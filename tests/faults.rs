@@ -284,8 +284,8 @@ fn sixteen_racing_shell_workers_claim_a_thousand_tasks_exactly_once() {
             r.stderr
         );
         assert_eq!(
-            r.stderr, "task-update: no ready task to claim in list 'default'\n",
-            "worker {w}: the only line on stderr is the final negative answer"
+            r.stderr, "",
+            "worker {w}: a shell worker loop ends quietly (nothing to claim prints nothing)"
         );
         for line in r.stdout.lines() {
             let id: u32 = line
@@ -423,8 +423,7 @@ fn every_kind_of_writer_at_once_leaves_a_consistent_store() {
             case $? in
                 0) echo "$id"
                    task-update "$id" -s completed --owner "w$W" --result "by w$W" || exit 9 ;;
-                1) grep -qx "task-update: no ready task to claim in list 'default'" "claim.err.$W" \
-                       || { cat "claim.err.$W" >&2; exit 9; } ;;
+                1) [ ! -s "claim.err.$W" ] || { cat "claim.err.$W" >&2; exit 9; } ;;
                 *) cat "claim.err.$W" >&2; exit 9 ;;
             esac
         done

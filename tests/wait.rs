@@ -380,3 +380,28 @@ fn output_formats() {
         ok.stdout
     );
 }
+
+/// One rule for empty waits, decided from the tasks that exist: nothing to wait for is
+/// done for the default condition, and can never be met for --any or --count N — at
+/// once, not after waiting for tasks that may never come.
+#[test]
+fn an_empty_list_is_decided_at_once() {
+    let s = Store::new();
+    let r = start(&s, &["--format", "ids"]).wait();
+    assert_eq!((r.code, r.stdout.as_str()), (0, ""), "{r:?}");
+    // (A wait that hung would be killed at the test deadline and fail.)
+    let r = start(&s, &["--any"]).wait();
+    assert_failure(&r, "task-wait", 1, &["--any cannot be met"]);
+    let r = start(&s, &["--count", "2"]).wait();
+    assert_failure(
+        &r,
+        "task-wait",
+        1,
+        &["2 completed tasks can no longer be reached"],
+    );
+    // A list that exists but has no tasks left (deleted) is decided the same way.
+    let id = s.create("gone", &[]);
+    s.ok("task-update", [id.as_str(), "--delete"]);
+    start(&s, &["--any"]).wait().expect_code(1);
+    start(&s, &[]).wait().expect_code(0);
+}

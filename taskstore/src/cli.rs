@@ -287,26 +287,34 @@ pub struct UpdateArgs {
     /// Clear the owner
     #[arg(long, conflicts_with = "owner")]
     pub no_owner: bool,
+    /// New subject (not empty)
     #[arg(long, value_name = "TEXT")]
     pub subject: Option<String>,
     /// New description; '-' reads it from stdin
     #[arg(short, long, value_name = "TEXT|-")]
     pub description: Option<String>,
+    /// New present-continuous form shown while it runs ("Reviewing PR #125")
     #[arg(long, value_name = "TEXT")]
     pub active_form: Option<String>,
+    /// New priority (higher runs first)
     #[arg(short, long, value_name = "N", allow_negative_numbers = true)]
     pub priority: Option<i64>,
+    /// How many runs worker-spawn may give it in all
     #[arg(long, value_name = "N", value_parser = parse_attempts)]
     pub max_attempts: Option<i64>,
     /// Set metadata KEY (KEY= removes it); with --claim, match it
     #[arg(short = 'm', long = "meta", value_name = "KEY=VALUE", value_parser = parse_set)]
     pub metadata: Vec<(String, Option<Value>)>,
+    /// Make the tasks wait for these tasks too (a cycle is refused)
     #[arg(long, value_name = "ID,…", value_delimiter = ',', value_parser = parse_id)]
     pub add_blocked_by: Vec<TaskId>,
+    /// Stop waiting for these tasks
     #[arg(long, value_name = "ID,…", value_delimiter = ',', value_parser = parse_id)]
     pub remove_blocked_by: Vec<TaskId>,
+    /// Make these tasks wait for the changed ones
     #[arg(long, value_name = "ID,…", value_delimiter = ',', value_parser = parse_id)]
     pub add_blocks: Vec<TaskId>,
+    /// Stop these tasks waiting for the changed ones
     #[arg(long, value_name = "ID,…", value_delimiter = ',', value_parser = parse_id)]
     pub remove_blocks: Vec<TaskId>,
     /// Record the task's result; '-' reads it from stdin
@@ -542,4 +550,26 @@ pub fn commands() -> Vec<clap::Command> {
         SpawnArgs::command(),
         CompletionsArgs::command(),
     ]
+}
+
+#[cfg(test)]
+mod tests {
+    /// Every flag and argument of every binary has a help line (the man pages and
+    /// completions inherit them).
+    #[test]
+    fn every_argument_has_help() {
+        for cmd in super::commands() {
+            for arg in cmd.get_arguments() {
+                let id = arg.get_id().as_str();
+                if matches!(id, "help" | "version") {
+                    continue;
+                }
+                assert!(
+                    arg.get_help().is_some_and(|h| !h.to_string().is_empty()),
+                    "{} {id} has no help line",
+                    cmd.get_name()
+                );
+            }
+        }
+    }
 }

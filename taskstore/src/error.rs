@@ -35,11 +35,33 @@ impl Kind {
     }
 }
 
+/// Why the store failed, for code that must tell causes apart: matched on instead of
+/// the text of a message, which a new SQLite (or a second backend) may word otherwise.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Cause {
+    /// The store or its folder is on a read-only file system.
+    ReadOnlyFs,
+    /// No permission to write the store, or to create files in its folder.
+    NoPermission,
+    /// The engine could not open or write the store and did not say why.
+    Unwritable,
+    DiskFull,
+    /// The file is not a task database.
+    NotADatabase,
+    /// The store was made by a newer version of parallel-tasks.
+    NewerSchema,
+    /// Another process held the store locked past the busy timeout.
+    Locked,
+    Corrupt,
+}
+
 /// An error with its exit-code class and a message meant for a person.
 #[derive(Debug)]
 pub struct Error {
     pub kind: Kind,
     pub message: String,
+    /// Set for store errors whose cause code must act on.
+    pub cause: Option<Cause>,
 }
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
@@ -49,6 +71,14 @@ impl Error {
         Error {
             kind,
             message: message.into(),
+            cause: None,
+        }
+    }
+    /// A store error with a cause that code can match on.
+    pub fn store_cause(cause: Cause, message: impl Into<String>) -> Error {
+        Error {
+            cause: Some(cause),
+            ..Error::store(message)
         }
     }
     pub fn usage(message: impl Into<String>) -> Error {
@@ -67,8 +97,8 @@ impl Error {
     /// Prefix the message with where it happened, keeping the kind.
     pub fn context(self, what: impl fmt::Display) -> Error {
         Error {
-            kind: self.kind,
             message: format!("{what}: {}", self.message),
+            ..self
         }
     }
 }

@@ -14,4 +14,4 @@ pub mod store;
 pub mod time;
 pub mod watch;
 
-pub use error::{Error, Kind, Result};
+pub use error::{Cause, Error, Kind, Result};

@@ -39,7 +39,6 @@ pub fn run(a: UpdateArgs, out: &mut dyn Write) -> Result<u8> {
         }
         if ids.is_empty() && a.ids.iter().any(|i| i == "-") {
             // `-` with nothing on stdin names no task: claim nothing, not any task.
-            eprintln!("task-update: no task id on standard input to claim");
             return Ok(Kind::Negative.exit_code());
         }
         if ids.len() > 1 {
@@ -70,10 +69,9 @@ pub fn run(a: UpdateArgs, out: &mut dyn Write) -> Result<u8> {
                 print(out, a.format.unwrap_or(UpdateFormat::Ids), &[task])?;
                 Ok(0)
             }
-            None => {
-                eprintln!("task-update: no ready task to claim in list '{list}'");
-                Ok(Kind::Negative.exit_code())
-            }
+            // Nothing to claim is an answer, not an error: exit 1 and say nothing, as
+            // grep finding nothing, so a shell worker loop ends quietly.
+            None => Ok(Kind::Negative.exit_code()),
         };
     }
 

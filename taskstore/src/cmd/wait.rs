@@ -109,9 +109,11 @@ impl State {
                 }
             }
             Condition::Any if completed > 0 => Verdict::Met,
-            Condition::Any if failed > 0 || (open == 0 && !self.tasks.is_empty()) => {
-                Verdict::Failed(self.failure())
+            // Decided from the tasks that exist: with none, --any cannot be met.
+            Condition::Any if self.tasks.is_empty() => {
+                Verdict::Failed("no tasks to wait for, so --any cannot be met".into())
             }
+            Condition::Any if failed > 0 || open == 0 => Verdict::Failed(self.failure()),
             Condition::Count(n) if completed >= n => Verdict::Met,
             Condition::Count(n) if completed + open < n => {
                 let why = self.failure();

@@ -5,7 +5,7 @@ use super::{
     Access, Claim, Counts, Filter, Holder, ListSummary, Outcome, OwnerChange, Store, Sync, Update,
 };
 use crate::bail;
-use crate::error::{Error, Result};
+use crate::error::{Cause, Error, Result};
 use crate::graph;
 use crate::model::{BlockerRef, ListId, NewTask, Status, StatusFilter, Task, TaskId};
 use crate::time::{duration_ms, now_ms};
@@ -32,27 +32,27 @@ const DEAD_CTE: &str = "WITH RECURSIVE dead(id) AS ( \
     UNION SELECT e.blocked FROM dead d JOIN edges e ON e.list_id = ?1 AND e.blocker = d.id \
     JOIN tasks b ON b.list_id = ?1 AND b.id = e.blocked AND b.status = 'pending') ";
 
-const CANNOT_OPEN: &str = "the store file cannot be opened";
-const READ_ONLY: &str = "the store is read-only";
-
 impl From<rusqlite::Error> for Error {
     fn from(e: rusqlite::Error) -> Error {
-        let what = match e.sqlite_error_code() {
-            Some(ErrorCode::NotADatabase) => "the file is not a task database",
-            Some(ErrorCode::DatabaseBusy | ErrorCode::DatabaseLocked) => {
-                "the store stayed locked by another process for longer than the 5 s busy timeout"
-            }
-            Some(ErrorCode::DiskFull) => "the disk is full",
-            Some(ErrorCode::ReadOnly) => READ_ONLY,
-            Some(ErrorCode::CannotOpen) => CANNOT_OPEN,
-            Some(ErrorCode::PermissionDenied) => "permission denied",
-            Some(ErrorCode::DatabaseCorrupt) => "the store is corrupt",
+        let (cause, what) = match e.sqlite_error_code() {
+            Some(ErrorCode::NotADatabase) => (Cause::NotADatabase, "the file is not a task database"),
+            Some(ErrorCode::DatabaseBusy | ErrorCode::DatabaseLocked) => (
+                Cause::Locked,
+                "the store stayed locked by another process for longer than the 5 s busy timeout",
+            ),
+            Some(ErrorCode::DiskFull) => (Cause::DiskFull, "the disk is full"),
+            Some(ErrorCode::ReadOnly) => (Cause::Unwritable, "the store is read-only"),
+            Some(ErrorCode::CannotOpen) => (Cause::Unwritable, "the store file cannot be opened"),
+            Some(ErrorCode::PermissionDenied) => (Cause::NoPermission, "permission denied"),
+            Some(ErrorCode::DatabaseCorrupt) => (Cause::Corrupt, "the store is corrupt"),
             Some(ErrorCode::SystemIoFailure) => {
-                "reading or writing the store failed (is the disk full, a file-size limit reached, or the file gone?)"
+                return Error::store(format!(
+                    "reading or writing the store failed (is the disk full, a file-size limit reached, or the file gone?) ({e})"
+                ))
             }
             _ => return Error::store(e.to_string()),
         };
-        Error::store(format!("{what} ({e})"))
+        Error::store_cause(cause, format!("{what} ({e})"))
     }
 }
 
@@ -100,10 +100,7 @@ impl SqliteStore {
         self.conn.pragma_update(None, "synchronous", level)?;
         let version = user_version(&self.conn)?;
         if version > SCHEMA_VERSION {
-            bail!(
-                store,
-                "schema version {version} is newer than this binary knows ({SCHEMA_VERSION}); upgrade parallel-tasks"
-            );
+            return Err(newer_schema(version));
         }
         if version < SCHEMA_VERSION {
             self.migrate()?;
@@ -128,10 +125,7 @@ impl SqliteStore {
         // Another process may have migrated while we waited for the lock.
         let version = user_version(&tx)?;
         if version > SCHEMA_VERSION {
-            bail!(
-                store,
-                "schema version {version} is newer than this binary knows ({SCHEMA_VERSION})"
-            );
+            return Err(newer_schema(version));
         }
         for (i, sql) in MIGRATIONS.iter().enumerate().skip(version as usize) {
             tx.execute_batch(sql)?;
@@ -156,11 +150,11 @@ impl SqliteStore {
             tx.commit()?;
             Ok(value)
         };
-        run(&mut self.conn).map_err(|e| match unwritable(&e) {
-            true => {
+        run(&mut self.conn).map_err(|e: Error| match e.cause {
+            Some(Cause::Unwritable) => {
                 explain_unwritable(e, &self.path).context(format!("store {}", self.path.display()))
             }
-            false => e,
+            _ => e,
         })
     }
 }
@@ -196,11 +190,6 @@ fn create_file(path: &Path) -> Result<()> {
     }
 }
 
-/// The store could not be opened or written (SQLite's CANTOPEN or READONLY).
-fn unwritable(e: &Error) -> bool {
-    e.message.starts_with(CANNOT_OPEN) || e.message.starts_with(READ_ONLY)
-}
-
 /// SQLite says only "unable to open database file" or "attempt to write a readonly
 /// database" when it cannot write the store or create its `-wal` and `-shm` files: say
 /// which file system object is to blame, when `access(2)` can tell (a read-only file
@@ -208,7 +197,7 @@ fn unwritable(e: &Error) -> bool {
 fn explain_unwritable(e: Error, path: &Path) -> Error {
     use nix::errno::Errno;
     use nix::unistd::{access, AccessFlags};
-    if !unwritable(&e) {
+    if e.cause != Some(Cause::Unwritable) {
         return e;
     }
     let folder = match path.parent() {
@@ -218,20 +207,35 @@ fn explain_unwritable(e: Error, path: &Path) -> Error {
     let name = path.file_name().unwrap_or_default().to_string_lossy();
     let why = |p: &Path, what: String| match access(p, AccessFlags::W_OK) {
         Ok(()) => None,
-        Err(Errno::EROFS) => Some(format!("{what} is on a read-only file system")),
-        Err(errno @ (Errno::EACCES | Errno::EPERM)) => {
-            Some(format!("{what} is not writable ({})", errno.desc()))
-        }
+        Err(Errno::EROFS) => Some((
+            Cause::ReadOnlyFs,
+            format!("{what} is on a read-only file system"),
+        )),
+        Err(errno @ (Errno::EACCES | Errno::EPERM)) => Some((
+            Cause::NoPermission,
+            format!("{what} is not writable ({})", errno.desc()),
+        )),
         Err(_) => None,
     };
     let reason = why(path, "it".into()).or_else(|| {
-        why(folder, format!("its folder {}", folder.display()))
-            .map(|m| format!("{m}, and SQLite must create {name}-wal and {name}-shm there"))
+        why(folder, format!("its folder {}", folder.display())).map(|(c, m)| {
+            (
+                c,
+                format!("{m}, and SQLite must create {name}-wal and {name}-shm there"),
+            )
+        })
     });
     match reason {
-        Some(r) => Error::store(format!("{}: {r}", e.message)),
+        Some((cause, r)) => Error::store_cause(cause, format!("{}: {r}", e.message)),
         None => e,
     }
+}
+
+fn newer_schema(version: i64) -> Error {
+    Error::store_cause(
+        Cause::NewerSchema,
+        format!("schema version {version} is newer than this binary knows ({SCHEMA_VERSION}); upgrade parallel-tasks"),
+    )
 }
 
 fn user_version(conn: &Connection) -> Result<i64> {
@@ -983,5 +987,30 @@ impl Store for SqliteStore {
         let mut wal = self.path.clone().into_os_string();
         wal.push("-wal");
         vec![self.path.clone(), PathBuf::from(wal)]
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The cause comes from SQLite's error code, whatever its message says.
+    #[test]
+    fn causes_come_from_codes_not_messages() {
+        use rusqlite::ffi;
+        let err = |code: i32| {
+            Error::from(rusqlite::Error::SqliteFailure(
+                ffi::Error::new(code),
+                Some("a message worded in some new way".into()),
+            ))
+        };
+        assert_eq!(err(ffi::SQLITE_READONLY).cause, Some(Cause::Unwritable));
+        assert_eq!(err(ffi::SQLITE_CANTOPEN).cause, Some(Cause::Unwritable));
+        assert_eq!(err(ffi::SQLITE_FULL).cause, Some(Cause::DiskFull));
+        assert_eq!(err(ffi::SQLITE_NOTADB).cause, Some(Cause::NotADatabase));
+        assert_eq!(err(ffi::SQLITE_BUSY).cause, Some(Cause::Locked));
+        assert_eq!(err(ffi::SQLITE_CORRUPT).cause, Some(Cause::Corrupt));
+        assert_eq!(err(ffi::SQLITE_READONLY).kind, crate::Kind::Store);
+        assert_eq!(newer_schema(99).cause, Some(Cause::NewerSchema));
     }
 }
