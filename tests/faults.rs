@@ -582,7 +582,7 @@ fn worker_spawn_killed_at_random_moments_loses_nothing_and_leaves_no_process() {
     let mut rng = Rng::new("kill -9 worker-spawn", 0x5eed_0003);
     let s = Store::new();
     let batch: String = (1..=TASKS)
-        .map(|i| format!("{{\"subject\":\"job {i}\",\"maxAttempts\":5}}\n"))
+        .map(|i| format!("{{\"subject\":\"job {i}\",\"maxAttempts\":20}}\n"))
         .collect();
     s.create_batch("jobs.jsonl", &batch, &[]);
 
@@ -658,7 +658,9 @@ fn worker_spawn_killed_at_random_moments_loses_nothing_and_leaves_no_process() {
         .expect_code(0);
     for line in r.stderr.lines() {
         assert!(
-            line.contains("which is gone: it is claimable again") || line.contains(" completed, "),
+            (line.contains(" lost its worker: its process ")
+                && line.ends_with("is gone; it is claimable again"))
+                || line.contains(" completed, "),
             "unexpected on stderr: {line}"
         );
     }
@@ -697,8 +699,8 @@ fn worker_spawn_killed_at_random_moments_loses_nothing_and_leaves_no_process() {
         .collect();
     let twice_by_design = twice.iter().filter(|&&id| id % 7 == 0).count();
     let tasks = s.tasks(&[]);
-    // A claim taken back from a dead worker-spawn keeps its attempt, and the next claim
-    // does not look at maxAttempts: a task cut short again and again goes past it.
+    // A claim taken back from a dead worker-spawn keeps its attempt (8 kills and one
+    // deliberate failure cannot use up 20).
     let most_attempts = tasks.iter().filter_map(|t| t["attempts"].as_u64()).max();
     for t in tasks {
         let id: u32 = t["id"].as_str().unwrap().parse().unwrap();
@@ -724,7 +726,7 @@ fn worker_spawn_killed_at_random_moments_loses_nothing_and_leaves_no_process() {
          their kill; {} command runs, {interrupted} cut short by a kill; {} tasks ran more than \
          once ({twice_by_design} of them by the deliberate first-attempt failure); {} command \
          processes checked gone; 0 tasks lost, 0 left in_progress; most attempts of one task: \
-         {} (maxAttempts 5)",
+         {} (maxAttempts 20)",
         ROUNDS - finished_first,
         starts.values().map(Vec::len).sum::<usize>(),
         twice.len(),
@@ -894,8 +896,9 @@ fn sigterm_to_worker_spawn_kills_commands_that_ignore_it_after_kill_after() {
 #[test]
 fn a_second_sigint_ends_worker_spawn_at_once_and_nothing_is_lost() {
     let s = Store::new();
+    // Two attempts each: the run killed at once uses up the first of the two it holds.
     for i in 1..=3 {
-        s.create(&format!("t{i}"), &[]);
+        s.create(&format!("t{i}"), &["--max-attempts", "2"]);
     }
     let mut w = spawn_bg(
         &s,
@@ -932,7 +935,12 @@ fn a_second_sigint_ends_worker_spawn_at_once_and_nothing_is_lost() {
     let r = s
         .exec("worker-spawn", ["--no-progress", "--", "true"])
         .expect_code(0);
-    assert_eq!(r.stderr.matches("which is gone").count(), 2, "{}", r.stderr);
+    assert_eq!(
+        r.stderr.matches("is gone; it is claimable again").count(),
+        2,
+        "{}",
+        r.stderr
+    );
     assert_eq!(counts(&s, &[])["completed"], 3);
 }
 
@@ -1264,8 +1272,8 @@ fn a_full_disk_fails_the_batch_with_exit_5_and_nothing_half_written() {
         }
     };
     let s = Store::new().with_db(point.join("tasks.db"));
-    s.create("one", &[]);
-    s.create("two", &["-b", "1"]);
+    s.create("one", &["--max-attempts", "2"]);
+    s.create("two", &["-b", "1", "--max-attempts", "2"]);
     let before = s.snapshot();
     let file = big_batch(&s, 30_000);
     let r = s.exec("task-create", [Path::new("--from"), &file]);
@@ -1273,7 +1281,7 @@ fn a_full_disk_fails_the_batch_with_exit_5_and_nothing_half_written() {
     assert_eq!(s.snapshot(), before, "a failed batch left tasks behind");
     assert_integrity(s.db());
     // The store still works, and the id counter did not move.
-    assert_eq!(s.create("after", &[]), "3");
+    assert_eq!(s.create("after", &["--max-attempts", "2"]), "3");
     // A worker-spawn whose results (1 MiB each, the default --max-output) do not fit
     // fails with exit 5; no task is recorded half-way: each stays claimed by a process
     // that is gone, and the next run takes it back.
@@ -1308,7 +1316,7 @@ fn a_full_disk_fails_the_batch_with_exit_5_and_nothing_half_written() {
         .exec("worker-spawn", ["--no-progress", "--", "echo", "small"])
         .expect_code(0);
     assert_eq!(
-        r.stderr.matches("which is gone").count() as u64,
+        r.stderr.matches("is gone; it is claimable again").count() as u64,
         held,
         "{}",
         r.stderr

@@ -160,7 +160,7 @@ fn csv_with_header_and_fields() {
     assert_eq!(
         lines.next(),
         Some(
-            "id,list,subject,description,activeForm,status,owner,blockedBy,blocks,priority,\
+            "id,list,subject,description,activeForm,status,owner,claimToken,blockedBy,blocks,priority,\
              metadata,attempts,maxAttempts,ready,result,log,exitCode,createdAt,updatedAt,\
              startedAt,finishedAt"
         )
@@ -220,7 +220,7 @@ fn markdown_report() {
     let lines: Vec<&str> = md.lines().collect();
     assert_eq!(
         lines[0],
-        "## 4 tasks: 1 pending, 1 completed, 1 failed, 1 cancelled"
+        "## 4 tasks: 1 pending, 1 completed, 1 failed, 1 cancelled (1 of them stalled)"
     );
     assert!(
         lines[2].starts_with("- ✓ #1 Build (w1"),
@@ -230,7 +230,8 @@ fn markdown_report() {
     assert!(md.contains("  > built ok\n  > second line\n"), "{md}");
     assert!(!md.contains("fifth"), "{md}");
     assert!(md.contains("- ✗ #2 Test (failed)\n"), "{md}");
-    assert!(md.contains("- … #3 Deploy (pending)\n"), "{md}");
+    // Pending behind a failed task: stalled, never to run, naming what stalls it.
+    assert!(md.contains("- ⊘ #3 Deploy (stalled: #2 failed)\n"), "{md}");
     assert!(md.contains("- ✗ #4 Docs (cancelled)\n"), "{md}");
     // Filters apply to the report, and its heading counts what it shows.
     let md = s.ok("task-list", ["-s", "done", "--format", "md"]);
@@ -239,6 +240,13 @@ fn markdown_report() {
         "{md}"
     );
     assert!(!md.contains("Deploy"), "{md}");
+    // Stalled transitively: behind a stalled task, it names the failed task at the root.
+    s.create("Announce", &["-b", "3"]);
+    let md = s.ok("task-list", ["5", "--format", "md"]);
+    assert_eq!(
+        md,
+        "## 1 task: 1 pending (1 of them stalled)\n\n- ⊘ #5 Announce (stalled: #2 failed)\n"
+    );
 }
 
 #[test]

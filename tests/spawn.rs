@@ -52,7 +52,7 @@ fn the_command_gets_the_task_in_its_environment_and_placeholders() {
         i=0
         for a; do i=$((i+1)); printf '%s' "$a" > "arg$i"; done
         for v in TASK_ID TASK_SUBJECT TASK_DESCRIPTION TASK_LIST CLAUDE_CODE_TASK_LIST_ID \
-                 TASK_DB TASK_OWNER TASK_ATTEMPT TASK_METADATA; do
+                 TASK_DB TASK_OWNER TASK_ATTEMPT TASK_METADATA TASK_CLAIM_TOKEN; do
             printenv "$v" > "env.$v"
         done
         exit 0
@@ -119,6 +119,11 @@ fn the_command_gets_the_task_in_its_environment_and_placeholders() {
     assert_eq!(env("TASK_DB"), s.db().display().to_string());
     assert_eq!(env("TASK_OWNER"), "bot-1");
     assert_eq!(env("TASK_ATTEMPT"), "1");
+    let token = env("TASK_CLAIM_TOKEN");
+    assert!(
+        !token.is_empty() && token.bytes().all(|b| b.is_ascii_digit()),
+        "TASK_CLAIM_TOKEN: {token:?}"
+    );
     let meta: Value = serde_json::from_str(&env("TASK_METADATA")).expect("TASK_METADATA is JSON");
     assert_eq!(meta, json!({"agent": "x", "n": 3}));
 
@@ -306,6 +311,22 @@ fn timeout_kills_the_whole_process_group_and_records_124() {
         assert_eq!(status(&t), "failed", "task {id}");
         assert_eq!(t["exitCode"], 124, "task {id}");
     }
+    // The log says it timed out, after how long, and whether SIGKILL was needed.
+    let log = |id: &str| s.json(id)["log"].as_str().unwrap_or_default().to_string();
+    assert!(
+        log("1")
+            .ends_with("worker-spawn: timed out after 300ms (--timeout): it ended after SIGTERM\n"),
+        "{}",
+        log("1")
+    );
+    assert!(
+        log("2").ends_with(
+            "worker-spawn: timed out after 300ms (--timeout): it did not end within 500ms \
+             (--kill-after) of SIGTERM, so it got SIGKILL\n"
+        ),
+        "{}",
+        log("2")
+    );
     // What the commands started in the background is gone too (SIGTERM, or SIGKILL
     // after --kill-after for the one that ignores SIGTERM).
     for f in ["grandchild.pid", "stubborn.pid"] {
@@ -520,26 +541,42 @@ fn it_waits_while_another_process_runs_a_task_that_unblocks_work() {
     assert_eq!(all_statuses(&s), ["completed", "completed"]);
 }
 
+/// A typo in the command would fail every task it is given and use up their attempts:
+/// it is a usage error, found before anything is claimed.
 #[test]
-fn a_program_that_does_not_exist_fails_with_127() {
+fn a_command_that_cannot_run_is_a_usage_error_and_claims_nothing() {
     let s = Store::new();
-    s.create("absolute path", &[]);
-    spawn(&s, &["--", "/nonexistent/program", "{id}"]).expect_code(1);
-    s.create("looked up on PATH", &[]);
-    spawn(&s, &["--", "no-such-program-parallel-tasks-test"]).expect_code(1);
-    for id in ["1", "2"] {
-        let t = s.json(id);
-        assert_eq!(status(&t), "failed", "task {id}");
-        assert_eq!(t["exitCode"], 127, "task {id}");
-        let log = t["log"].as_str().unwrap_or_default();
-        assert!(log.contains("cannot run"), "task {id} log: {log:?}");
+    s.create("a", &["--max-attempts", "3"]);
+    s.create("b", &[]);
+    s.file("not-executable.sh", "#!/bin/sh\necho hi\n");
+    std::fs::create_dir(s.dir().join("a-dir")).unwrap();
+    let before = s.snapshot();
+    for (cmd, needle) in [
+        ("no-such-program-parallel-tasks-test", "not found in PATH"),
+        ("/nonexistent/program", "No such file"),
+        ("./not-executable.sh", "not executable"),
+        ("./a-dir", "directory"),
+    ] {
+        let r = spawn(&s, &["--", cmd, "{id}"]);
+        util::assert_failure(&r, "worker-spawn", 2, &[cmd, needle, "nothing was claimed"]);
+        assert_eq!(s.snapshot(), before, "{cmd}: the store changed");
     }
+    // A program named by a placeholder is known only per task: it fails that task
+    // with 127, as a shell would.
+    let p = Store::new();
+    p.create("no-such-program-parallel-tasks-test", &[]);
+    spawn(&p, &["--", "{subject}"]).expect_code(1);
+    let t = p.json("1");
+    assert_eq!(status(&t), "failed");
+    assert_eq!(t["exitCode"], 127);
+    let log = t["log"].as_str().unwrap_or_default();
+    assert!(log.contains("cannot run"), "log: {log:?}");
 }
 
 #[test]
 fn a_worker_whose_lease_was_taken_over_cannot_overwrite_the_new_owner() {
     let s = Store::new();
-    s.create("contested", &[]);
+    s.create("contested", &["--max-attempts", "2"]);
     let w = spawn_bg(
         &s,
         &[
@@ -594,7 +631,7 @@ fn two_sleepers(s: &Store) -> (Bg, Vec<u32>) {
             "--",
             "sh",
             "-c",
-            "echo $$ > $TASK_ID.pid; sleep 300",
+            "echo $TASK_ID >> runs; echo $$ > $TASK_ID.pid; sleep 300",
         ],
     );
     let pids = ["1.pid", "2.pid"]
@@ -639,9 +676,10 @@ fn sigint_puts_running_tasks_back_and_exits_130() {
 /// before the next run (unreaped, it stays a zombie, which holds nothing either).
 fn killed_hard(reap: bool) {
     let s = Store::new();
-    for i in 1..=3 {
-        s.create(&format!("t{i}"), &[]);
-    }
+    // #1 may run once, #2 twice; #3 waits for a free worker.
+    s.create("t1", &[]);
+    s.create("t2", &["--max-attempts", "2"]);
+    s.create("t3", &[]);
     // Killed as soon as the commands have started: even a command worker-spawn had not
     // yet announced to its guardian carries its mark and is killed. The default lease
     // (30 s) is far beyond the deadline, so the next run's recovery cannot be the lease
@@ -662,18 +700,46 @@ fn killed_hard(reap: bool) {
         "the claims of the killed worker-spawn are still recorded"
     );
 
-    // Recovered at once because the holder is gone, and reported.
-    let r = spawn(&s, &["--", "true"]).expect_code(0);
-    for id in ["#1", "#2"] {
-        assert!(
-            r.stderr
-                .contains(&format!("task {id} of list 'default' was held by process")),
-            "no recovery of {id} reported: {}",
-            r.stderr
-        );
-    }
-    assert_eq!(all_statuses(&s), ["completed", "completed", "completed"]);
+    // Recovered at once because the holder is gone, and reported. The lost run counts
+    // as an attempt: #1 has none left and fails instead of running a second time.
+    let r = spawn(&s, &["--", "sh", "-c", "echo $TASK_ID >> runs"]).expect_code(0);
+    let line = |id: &str| {
+        let l = r
+            .stderr
+            .lines()
+            .find(|l| l.contains(&format!("task #{id} of list 'default': attempt 1 (")));
+        l.unwrap_or_else(|| panic!("no recovery of #{id} reported: {}", r.stderr))
+            .to_string()
+    };
+    assert!(
+        line("1").contains("lost its worker: its process "),
+        "{}",
+        line("1")
+    );
+    assert!(
+        line("1").ends_with("is gone; no attempts left (1 of 1 used): it failed"),
+        "{}",
+        line("1")
+    );
+    assert!(
+        line("2").ends_with("is gone; it is claimable again"),
+        "{}",
+        line("2")
+    );
+    assert_eq!(all_statuses(&s), ["failed", "completed", "completed"]);
     assert!(s.ids(&["-s", "in_progress"]).is_empty());
+    let t1 = s.json("1");
+    assert_eq!(t1["attempts"], 1);
+    let log = t1["log"].as_str().unwrap_or_default();
+    assert!(
+        log.starts_with("attempt 1 (") && log.contains("no attempts left"),
+        "{log}"
+    );
+    assert_eq!(s.json("2")["attempts"], 2);
+    // #1 ran once; #2 twice (at least once); #3 once.
+    let runs = read(&s, "runs");
+    let count = |id: &str| runs.lines().filter(|l| *l == id).count();
+    assert_eq!((count("1"), count("2"), count("3")), (1, 2, 1), "{runs}");
     drop(w);
 }
 

@@ -383,7 +383,7 @@ fn claim_a_given_task() {
 #[test]
 fn an_expired_lease_can_be_taken_over() {
     let s = Store::new();
-    s.create("a", &[]);
+    s.create("a", &["--max-attempts", "2"]);
     assert_eq!(
         s.ok(
             "task-update",
@@ -487,4 +487,193 @@ fn claim_limit_per_metadata_value() {
         ["--claim", "--owner", "w6", "--limit", "agent=2"],
     );
     assert_eq!(out, "6\n");
+}
+
+/// `task-update --claim … --format json`, which must succeed: the claimed task.
+fn claim_json(s: &Store, args: &[&str]) -> Option<Value> {
+    let mut all = vec!["--claim", "--format", "json"];
+    all.extend_from_slice(args);
+    let r = s.exec("task-update", all);
+    match r.code {
+        0 => {
+            let v: Value = serde_json::from_str(&r.stdout).expect("JSON");
+            Some(v[0].clone())
+        }
+        1 => None,
+        _ => panic!("claim failed: {r:?}"),
+    }
+}
+
+/// Takeovers count: a task whose holders keep losing it fails once its attempts are
+/// used up instead of being claimed past maxAttempts; its log names the attempts that
+/// lost their worker, and a waiter sees the failure without anyone else writing.
+#[test]
+fn lost_holders_use_up_the_attempts_then_the_task_fails() {
+    let s = Store::new();
+    s.create("on a flaky host", &["--max-attempts", "2"]);
+    let first = claim_json(&s, &["--owner", "w1", "--lease", "200ms"]).expect("claimed");
+    assert_eq!(first["attempts"], 1);
+    // Once w1's lease ran out, w2 takes the task over: a second attempt.
+    let mut second = None;
+    wait_until(DEADLINE, || {
+        second = claim_json(&s, &["--owner", "w2", "--lease", "200ms"]);
+        second.is_some()
+    });
+    let second = second.unwrap();
+    assert_eq!(
+        (second["owner"].clone(), second["attempts"].clone()),
+        (json!("w2"), json!(2))
+    );
+    let log = second["log"].as_str().unwrap_or_default().to_string();
+    assert!(
+        log.starts_with("attempt 1 (w1) lost its worker: its lease ran out at "),
+        "{log}"
+    );
+    // w2 loses it too. Nobody else writes: the waiter itself finds the task failed.
+    let r = s.exec("task-wait", ["1", "--format", "json", "--timeout", "20s"]);
+    assert_eq!(r.code, 1, "{r:?}");
+    let t = &serde_json::from_str::<Value>(&r.stdout).expect("JSON")[0];
+    assert_eq!(
+        (t["status"].clone(), t["attempts"].clone()),
+        (json!("failed"), json!(2))
+    );
+    assert_eq!(t["claimToken"], Value::Null);
+    let log = t["log"].as_str().unwrap_or_default();
+    let lines: Vec<&str> = log.lines().collect();
+    assert_eq!(lines.len(), 2, "{log}");
+    assert!(
+        lines[0].starts_with("attempt 1 (w1) lost its worker: its lease ran out"),
+        "{log}"
+    );
+    assert!(
+        lines[1].starts_with("attempt 2 (w2) lost its worker: its lease ran out"),
+        "{log}"
+    );
+    assert!(
+        lines[1].ends_with("; no attempts left (2 of 2 used)"),
+        "{log}"
+    );
+    // It is never handed out again.
+    assert_eq!(claim_json(&s, &["--owner", "w3"]), None);
+    assert_eq!(s.json("1")["attempts"], 2);
+}
+
+/// Each claim has its own token: a restarted shell worker that reuses its name cannot
+/// finish (or release) the claim that replaced its own.
+#[test]
+fn a_stale_token_cannot_change_the_claim_that_replaced_it() {
+    let s = Store::new();
+    s.create("job", &["--max-attempts", "3"]);
+    let old = claim_json(&s, &["--owner", "w1", "--lease", "200ms"]).expect("claimed");
+    let old_token = old["claimToken"]
+        .as_str()
+        .expect("a claimToken while in progress")
+        .to_string();
+    let mut new = None;
+    wait_until(DEADLINE, || {
+        new = claim_json(&s, &["--owner", "w1"]);
+        new.is_some()
+    });
+    let new_token = new.unwrap()["claimToken"].as_str().unwrap().to_string();
+    assert_ne!(old_token, new_token);
+    let snap = s.snapshot();
+    for args in [
+        vec!["1", "-s", "completed", "--owner", "w1", "--result", "stale"],
+        vec!["1", "-m", "progress=90"],
+        vec!["1", "--release"],
+    ] {
+        let mut args = args;
+        args.extend(["--token", &old_token]);
+        let r = s.exec("task-update", &args);
+        assert_failure(
+            &r,
+            "task-update",
+            4,
+            &["#1", "no longer held by that claim"],
+        );
+        assert_eq!(s.snapshot(), snap, "{args:?} changed the store");
+    }
+    // The current claim's token works; once the task is finished it holds nothing.
+    s.ok(
+        "task-update",
+        [
+            "1",
+            "-s",
+            "completed",
+            "--token",
+            &new_token,
+            "--result",
+            "ok",
+        ],
+    );
+    assert_eq!(s.json("1")["claimToken"], Value::Null);
+    let r = s.exec("task-update", ["1", "-m", "x=1", "--token", &new_token]);
+    assert_failure(&r, "task-update", 4, &["#1", "completed"]);
+    let r = s.exec("task-update", ["1", "-m", "x=1", "--token", "not-a-token"]);
+    assert_failure(&r, "task-update", 2, &["not-a-token", "claim token"]);
+    let r = s.exec("task-update", ["1", "--delete", "--token", &new_token]);
+    assert_failure(&r, "task-update", 2, &["--delete", "--token"]);
+}
+
+/// The README's shell worker loop: `--format env` gives what worker-spawn gives its
+/// commands, `--token` finishes the claim; twelve workers over 200 tasks run each once,
+/// and end quietly.
+#[test]
+fn a_shell_worker_loop_with_tokens_runs_each_task_once_and_ends_quietly() {
+    let s = Store::new();
+    let batch: String = (1..=200)
+        .map(|i| format!("{{\"subject\":\"it's job {i}\"}}\n"))
+        .collect();
+    s.create_batch("jobs.jsonl", &batch, &[]);
+    let worker = r#"
+        while c=$(task-update --claim --owner "w$W" --lease 1m --format env); do
+            eval "$c"
+            echo "$TASK_ID" >> "ran.$W"
+            task-update "$TASK_ID" -s completed --token "$TASK_CLAIM_TOKEN" \
+                --result "$TASK_SUBJECT by w$W (attempt $TASK_ATTEMPT)" || exit 9
+        done
+    "#;
+    let workers: Vec<_> = (0..12)
+        .map(|w| {
+            let mut c = s.sh_cmd(worker);
+            c.env("W", w.to_string());
+            c.stdout(std::process::Stdio::piped())
+                .stderr(std::process::Stdio::piped());
+            c.spawn().expect("spawn a worker")
+        })
+        .collect();
+    for w in workers {
+        let out = w.wait_with_output().expect("worker");
+        assert_eq!(
+            out.status.code(),
+            Some(0),
+            "the loop ends on nothing to claim"
+        );
+        assert_eq!(
+            String::from_utf8_lossy(&out.stderr),
+            "",
+            "a worker loop ends quietly"
+        );
+    }
+    let mut ran: Vec<u32> = (0..12)
+        .flat_map(|w| {
+            std::fs::read_to_string(s.dir().join(format!("ran.{w}")))
+                .unwrap_or_default()
+                .lines()
+                .map(|l| l.parse().expect("an id"))
+                .collect::<Vec<u32>>()
+        })
+        .collect();
+    ran.sort();
+    assert_eq!(
+        ran,
+        (1..=200).collect::<Vec<u32>>(),
+        "each task ran exactly once"
+    );
+    let t = s.json("7");
+    assert_eq!(t["status"], "completed");
+    assert!(
+        t["result"].as_str().unwrap().starts_with("it's job 7 by w"),
+        "{t}"
+    );
 }

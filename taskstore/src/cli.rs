@@ -115,6 +115,10 @@ fn parse_attempts(s: &str) -> Result<i64, String> {
         _ => Err(format!("'{s}' is not a whole number of at least 1")),
     }
 }
+fn parse_token(s: &str) -> Result<i64, String> {
+    s.parse::<i64>()
+        .map_err(|_| format!("'{s}' is not a claim token (the claimToken a claim printed)"))
+}
 fn parse_nonempty(s: &str) -> Result<String, String> {
     if s.is_empty() {
         Err("it is empty".into())
@@ -254,12 +258,15 @@ pub enum UpdateFormat {
     Ids,
     Json,
     Jsonl,
+    /// Shell assignments (TASK_ID=3, TASK_CLAIM_TOKEN=…) for `eval` in a shell worker
+    Env,
 }
 
 const UPDATE_EXAMPLES: &str = "\
 Examples:
   task-update 3 -s completed --result 'all green'
-  while id=$(task-update --claim --owner w1); do ...; task-update \"$id\" -s completed --owner w1; done
+  while c=$(task-update --claim --owner w1 --format env); do eval \"$c\"; ...;
+      task-update \"$TASK_ID\" -s completed --token \"$TASK_CLAIM_TOKEN\"; done
   task-update --claim --owner w1 -m agent=test-runner --lease 5m --format json
   task-list -s failed --format ids | task-update - -s pending     # retry the failed
   task-update 4 --add-blocked-by 2,3
@@ -332,13 +339,16 @@ pub struct UpdateArgs {
     /// Put in_progress tasks back to pending, giving back their attempt
     #[arg(long)]
     pub release: bool,
+    /// Change the tasks only while the claim with this token (claimToken, TASK_CLAIM_TOKEN) holds them
+    #[arg(long, value_name = "TOKEN", value_parser = parse_token, conflicts_with = "claim")]
+    pub token: Option<i64>,
     /// With --claim: at most N in-progress tasks per value of metadata KEY
     #[arg(long, value_name = "KEY=N", value_parser = parse_lim, requires = "claim")]
     pub limit: Vec<(String, i64)>,
     /// The claim expires after DURATION unless renewed (e.g. 30s, 5m)
     #[arg(long, value_name = "DURATION", value_parser = parse_dur)]
     pub lease: Option<Duration>,
-    /// Print the changed tasks (default with --claim: ids)
+    /// Print the changed tasks (default with --claim: ids; env: shell assignments)
     #[arg(long, value_enum)]
     pub format: Option<UpdateFormat>,
 }

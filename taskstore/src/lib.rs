@@ -7,6 +7,7 @@ pub mod cli;
 pub mod cmd;
 pub mod error;
 pub mod graph;
+pub mod host;
 pub mod model;
 pub mod output;
 pub mod signals;

@@ -164,6 +164,16 @@ impl FromStr for StatusFilter {
     }
 }
 
+/// The process that holds a claim (worker-spawn's), so that a claim of a dead process on
+/// this host can be recovered at once instead of after its lease.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Holder {
+    pub host: String,
+    pub pid: u32,
+    /// Process start time (clock ticks since boot), to tell a reused pid apart.
+    pub started: u64,
+}
+
 /// A task as the store returns it. Serialised as a superset of Claude Code's task file.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Task {
@@ -189,6 +199,8 @@ pub struct Task {
     pub claim_token: Option<i64>,
     /// Milliseconds since the Unix epoch.
     pub lease_until: Option<i64>,
+    /// The process holding the claim, when worker-spawn made it (not shown).
+    pub holder: Option<Holder>,
     pub created_at: i64,
     pub updated_at: i64,
     pub started_at: Option<i64>,

@@ -2,7 +2,7 @@
 
 use crate::error::{Error, Result};
 use crate::model::{Status, Task, TaskId};
-use crate::store::Counts;
+use crate::store::{Counts, Stalled};
 use crate::time::rfc3339;
 use serde_json::{json, Map, Value};
 use std::io::Write;
@@ -16,6 +16,7 @@ pub const FIELDS: &[&str] = &[
     "activeForm",
     "status",
     "owner",
+    "claimToken",
     "blockedBy",
     "blocks",
     "priority",
@@ -58,6 +59,11 @@ fn field(t: &Task, name: &str) -> Value {
         "activeForm" => json!(t.active_form),
         "status" => json!(t.status.as_str()),
         "owner" => json!(t.owner),
+        // Only while a claim holds the task: `task-update ID --token T` checks it.
+        "claimToken" => match (t.status, t.claim_token) {
+            (Status::InProgress, Some(c)) => json!(c.to_string()),
+            _ => Value::Null,
+        },
         "blockedBy" => ids_json(&t.blocked_by),
         "blocks" => ids_json(&t.blocks),
         "priority" => json!(t.priority),
@@ -164,6 +170,27 @@ pub fn write_ids(out: &mut dyn Write, ids: impl IntoIterator<Item = TaskId>) -> 
     Ok(())
 }
 
+/// The variables worker-spawn gives a command, as shell assignments a shell worker can
+/// `eval` after a claim (values in single quotes, so nothing in them is run).
+pub fn write_env(out: &mut dyn Write, tasks: &[Task]) -> Result<()> {
+    let quote = |s: &str| format!("'{}'", s.replace('\'', r"'\''"));
+    for t in tasks {
+        let token = match field(t, "claimToken") {
+            Value::String(s) => s,
+            _ => String::new(),
+        };
+        let meta = Value::Object(t.metadata.clone()).to_string();
+        writeln!(out, "TASK_ID={}", t.id.0)?;
+        writeln!(out, "TASK_LIST={}", quote(&t.list))?;
+        writeln!(out, "TASK_CLAIM_TOKEN={token}")?;
+        writeln!(out, "TASK_ATTEMPT={}", t.attempts)?;
+        writeln!(out, "TASK_SUBJECT={}", quote(&t.subject))?;
+        writeln!(out, "TASK_DESCRIPTION={}", quote(&t.description))?;
+        writeln!(out, "TASK_METADATA={}", quote(&meta))?;
+    }
+    Ok(())
+}
+
 pub fn write_text(out: &mut dyn Write, tasks: &[Task]) -> Result<()> {
     for t in tasks {
         writeln!(out, "{}", text_line(t))?;
@@ -206,15 +233,29 @@ fn duration_text(t: &Task) -> Option<String> {
 
 /// The report a coordinator hands back: a heading with counts, then a line a task with
 /// its result's first lines (failed: exit code and the tail of its log).
-pub fn write_md(out: &mut dyn Write, tasks: &[Task]) -> Result<()> {
+/// Stalled tasks (pending behind a failed or cancelled task, transitively) show as
+/// stalled, naming the task that stalls them.
+pub fn write_md(out: &mut dyn Write, tasks: &[Task], stalled: &Stalled) -> Result<()> {
     const LINES: usize = 3;
     let c = counts_of(tasks);
     let noun = if tasks.len() == 1 { "task" } else { "tasks" };
-    writeln!(out, "## {} {noun}: {}\n", tasks.len(), counts_phrase(&c))?;
+    let n_stalled = tasks.iter().filter(|t| stalled.contains_key(&t.id)).count();
+    let of_them = match n_stalled {
+        0 => String::new(),
+        n => format!(" ({n} of them stalled)"),
+    };
+    writeln!(
+        out,
+        "## {} {noun}: {}{of_them}\n",
+        tasks.len(),
+        counts_phrase(&c)
+    )?;
     for t in tasks {
+        let stalled_by = stalled.get(&t.id);
         let mark = match t.status {
             Status::Completed => "✓",
             Status::Failed | Status::Cancelled => "✗",
+            _ if stalled_by.is_some() => "⊘",
             _ => "…",
         };
         let mut details: Vec<String> = Vec::new();
@@ -224,8 +265,10 @@ pub fn write_md(out: &mut dyn Write, tasks: &[Task]) -> Result<()> {
         if let Some(d) = duration_text(t) {
             details.push(d);
         }
-        if t.status != Status::Completed {
-            details.push(t.status.to_string());
+        match stalled_by {
+            Some((root, status)) => details.push(format!("stalled: {root} {status}")),
+            None if t.status != Status::Completed => details.push(t.status.to_string()),
+            None => {}
         }
         if let (Status::Failed, Some(code)) = (t.status, t.exit_code) {
             details.push(format!("exit {code}"));

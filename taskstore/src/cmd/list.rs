@@ -142,7 +142,14 @@ pub fn run(a: ListArgs, out: &mut dyn Write) -> Result<u8> {
         ListFormat::Jsonl => output::write_jsonl(out, &tasks)?,
         ListFormat::Csv => output::write_csv(out, &tasks, &a.fields)?,
         ListFormat::Ids => output::write_ids(out, tasks.iter().map(|t| t.id))?,
-        ListFormat::Md => output::write_md(out, &tasks)?,
+        ListFormat::Md => {
+            let stalled = if tasks.iter().any(|t| !t.open_blockers.is_empty()) {
+                store.stalled(list)?
+            } else {
+                Default::default()
+            };
+            output::write_md(out, &tasks, &stalled)?
+        }
     }
     Ok(0)
 }

@@ -6,7 +6,7 @@ use crate::cli::{UpdateArgs, UpdateFormat};
 use crate::error::{Kind, Result};
 use crate::model::Task;
 use crate::output;
-use crate::store::{Claim, OwnerChange, Update};
+use crate::store::{Claim, OwnerChange, Release, Update};
 use std::io::Write;
 
 pub fn run(a: UpdateArgs, out: &mut dyn Write) -> Result<u8> {
@@ -90,12 +90,20 @@ pub fn run(a: UpdateArgs, out: &mut dyn Write) -> Result<u8> {
             bail!(usage, "--release cannot be combined with {flag}");
         }
         let mut store = a.store.open(crate::store::Access::Write)?;
-        let tasks = store.release(&list, &ids, a.owner.as_deref(), &a.if_status)?;
+        let release = Release {
+            owner: a.owner,
+            token: a.token,
+            if_status: a.if_status,
+        };
+        let tasks = store.release(&list, &ids, &release)?;
         return print_if(out, a.format, &tasks);
     }
 
     if a.delete {
-        if let Some(flag) = other_change.or(a.owner.as_ref().map(|_| "--owner")) {
+        if let Some(flag) = other_change
+            .or(a.owner.as_ref().map(|_| "--owner"))
+            .or(a.token.map(|_| "--token"))
+        {
             bail!(usage, "--delete cannot be combined with {flag}");
         }
         let mut store = a.store.open(crate::store::Access::Write)?;
@@ -122,6 +130,7 @@ pub fn run(a: UpdateArgs, out: &mut dyn Write) -> Result<u8> {
         remove_blocks: a.remove_blocks,
         result: stdin.text(a.result, "--result -")?,
         if_status: a.if_status,
+        token: a.token,
         lease: a.lease,
     };
     if first_edit.is_none()
@@ -151,5 +160,6 @@ fn print(out: &mut dyn Write, format: UpdateFormat, tasks: &[Task]) -> Result<()
         UpdateFormat::Ids => output::write_ids(out, tasks.iter().map(|t| t.id)),
         UpdateFormat::Json => output::write_json(out, tasks),
         UpdateFormat::Jsonl => output::write_jsonl(out, tasks),
+        UpdateFormat::Env => output::write_env(out, tasks),
     }
 }

@@ -9,10 +9,12 @@
 use super::Stdin;
 use crate::cli::{WaitArgs, WaitFormat};
 use crate::error::{Kind, Result};
-use crate::model::{Status, StatusFilter, Task, TaskId};
+use crate::host;
+use crate::model::{Status, Task, TaskId};
 use crate::output;
 use crate::signals::{self, Signals};
-use crate::store::{Filter, Store};
+use crate::store::{loss, Filter, Stalled, Store};
+use crate::time::now_ms;
 use crate::watch::Watcher;
 use std::collections::HashSet;
 use std::io::{IsTerminal, Write};
@@ -36,35 +38,60 @@ enum Condition {
 
 struct State {
     tasks: Vec<Task>,
-    stalled: HashSet<TaskId>,
+    stalled: Stalled,
+    /// When a claim of an awaited task may be lost without any commit: its lease runs
+    /// out, or (its holder being a process of this host) the holder may die.
+    recheck: Option<Instant>,
 }
 
 impl State {
-    fn read(store: &mut dyn Store, args: &WaitArgs, ids: &[TaskId]) -> Result<State> {
+    fn read(store: &mut dyn Store, args: &WaitArgs, ids: &[TaskId], me: &str) -> Result<State> {
         let list = &args.store.list;
         let filter = Filter {
             ids: ids.to_vec(),
             ..Filter::default()
         };
-        let tasks = store.tasks(list, &filter)?;
-        // Stall detection is only needed when something failed and something is pending.
-        let any_dead = tasks
+        let mut tasks = store.tasks(list, &filter)?;
+        // A lost claim is recovered here, so that a waiter sees its task go back to
+        // pending, or fail with no attempt left, without anyone else writing.
+        let now = now_ms();
+        if tasks
+            .iter()
+            .any(|t| loss(t, now, me, &host::is_alive).is_some())
+        {
+            store.reap(list, me, &host::is_alive)?;
+            tasks = store.tasks(list, &filter)?;
+        }
+        let recheck = tasks
+            .iter()
+            .filter(|t| t.status == Status::InProgress)
+            .filter_map(|t| match (&t.holder, t.lease_until) {
+                (Some(h), _) if h.host == me => Some(Duration::from_secs(1)),
+                (_, Some(until)) => Some(Duration::from_millis((until - now).max(0) as u64 + 1)),
+                _ => None,
+            })
+            .min()
+            .map(|d| Instant::now() + d);
+        // Stall detection is only needed when an awaited task waits for a blocker.
+        let any_blocked = tasks
             .iter()
             .any(|t| matches!(t.status, Status::Pending) && !t.open_blockers.is_empty());
-        let stalled = if any_dead {
-            let f = Filter {
-                statuses: vec![StatusFilter::Stalled],
-                ..filter
-            };
-            store.tasks(list, &f)?.iter().map(|t| t.id).collect()
+        let mut stalled = if any_blocked {
+            store.stalled(list)?
         } else {
-            HashSet::new()
+            Stalled::new()
         };
-        Ok(State { tasks, stalled })
+        let awaited: HashSet<TaskId> = tasks.iter().map(|t| t.id).collect();
+        stalled.retain(|id, _| awaited.contains(id));
+        Ok(State {
+            tasks,
+            stalled,
+            recheck,
+        })
     }
 
     fn settled(&self, t: &Task) -> bool {
-        t.status.is_terminal() || self.stalled.contains(&t.id)
+        t.status.is_terminal() || self.stalled.contains_key(&t.id)
     }
 
     fn count(&self, f: impl Fn(&Task) -> bool) -> u64 {
@@ -84,7 +111,7 @@ impl State {
     /// Why the wait ended badly: the failed tasks, then the stalled ones.
     fn failure(&self) -> String {
         let failed = self.names(|t| matches!(t.status, Status::Failed | Status::Cancelled));
-        let stalled = self.names(|t| self.stalled.contains(&t.id));
+        let stalled = self.names(|t| self.stalled.contains_key(&t.id));
         match (failed.is_empty(), stalled.is_empty()) {
             (true, true) => String::new(),
             (false, true) => format!("failed or cancelled: {failed}"),
@@ -153,7 +180,7 @@ pub fn run(args: WaitArgs, out: &mut dyn Write) -> Result<u8> {
     // `-` with no ids on stdin awaits no task (not every task of the list), like
     // `task-list -` and `xargs -r`: all of nothing is done; any or N of nothing never is.
     if ids.is_empty() && args.ids.iter().any(|i| i == "-") {
-        output_state(out, args.format, &[])?;
+        output_state(out, args.format, &[], &Stalled::new())?;
         if let Condition::All = cond {
             return Ok(0);
         }
@@ -165,8 +192,9 @@ pub fn run(args: WaitArgs, out: &mut dyn Write) -> Result<u8> {
     let deadline = args.timeout.map(|t| started + t);
     let mut store = args.store.open(crate::store::Access::Read)?;
 
+    let me = host::hostname();
     let mut seen = store.change_counter()?;
-    let mut state = State::read(store.as_mut(), &args, &ids)?;
+    let mut state = State::read(store.as_mut(), &args, &ids, &me)?;
     // Made on the first wait only: a run that need not wait should not pay for it.
     let mut watcher: Option<Watcher> = None;
     let mut hot_until = Instant::now();
@@ -193,14 +221,21 @@ pub fn run(args: WaitArgs, out: &mut dyn Write) -> Result<u8> {
                     "task-wait: timed out after {}",
                     humantime::format_duration(args.timeout.unwrap_or_default())
                 );
-                output_state(out, args.format, &state.tasks)?;
+                output_state(out, args.format, &state.tasks, &state.stalled)?;
                 return Ok(Kind::Timeout.exit_code());
             }
             if show_progress && last_progress.elapsed() >= Duration::from_millis(200) {
                 eprint!("\r{}\x1b[K", state.progress(started));
                 last_progress = Instant::now();
             }
-            let left = deadline.map_or(Duration::MAX, |d| {
+            if state.recheck.is_some_and(|r| Instant::now() >= r) {
+                break; // a claim may be lost by now: read again
+            }
+            let until = match (deadline, state.recheck) {
+                (Some(d), Some(r)) => Some(d.min(r)),
+                (d, r) => d.or(r),
+            };
+            let left = until.map_or(Duration::MAX, |d| {
                 d.saturating_duration_since(Instant::now())
             });
             // Right after a write, poll for its commit every millisecond for a while.
@@ -226,10 +261,10 @@ pub fn run(args: WaitArgs, out: &mut dyn Write) -> Result<u8> {
                 break;
             }
         }
-        state = State::read(store.as_mut(), &args, &ids)?;
+        state = State::read(store.as_mut(), &args, &ids, &me)?;
     };
     clear_progress(show_progress);
-    output_state(out, args.format, &state.tasks)?;
+    output_state(out, args.format, &state.tasks, &state.stalled)?;
     Ok(code)
 }
 
@@ -239,12 +274,17 @@ fn clear_progress(shown: bool) {
     }
 }
 
-fn output_state(out: &mut dyn Write, format: WaitFormat, tasks: &[Task]) -> Result<()> {
+fn output_state(
+    out: &mut dyn Write,
+    format: WaitFormat,
+    tasks: &[Task],
+    stalled: &Stalled,
+) -> Result<()> {
     match format {
         WaitFormat::Text => output::write_text(out, tasks),
         WaitFormat::Json => output::write_json(out, tasks),
         WaitFormat::Jsonl => output::write_jsonl(out, tasks),
         WaitFormat::Ids => output::write_ids(out, tasks.iter().map(|t| t.id)),
-        WaitFormat::Md => output::write_md(out, tasks),
+        WaitFormat::Md => output::write_md(out, tasks, stalled),
     }
 }

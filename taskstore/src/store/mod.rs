@@ -1,12 +1,14 @@
 //! The store interface every binary uses. It speaks tasks, filters, claims and change
-//! counters — never SQL or driver types — so that a second backend (PostgreSQL, see
-//! DESIGN.md "Planned next") fits behind it without touching the commands.
+//! counters — never SQL or driver types — so that a second backend (PostgreSQL, planned)
+//! fits behind it without touching the commands. Rules that do not depend on the engine
+//! (what becomes of a lost claim, what its log says) live here, once.
 
 mod schema;
 mod sqlite;
 
 use crate::bail;
 use crate::error::Result;
+pub use crate::model::Holder;
 use crate::model::{ListId, NewTask, Status, StatusFilter, Task, TaskId};
 use serde_json::Value;
 use std::path::{Path, PathBuf};
@@ -41,16 +43,6 @@ impl Counts {
     pub fn total(&self) -> u64 {
         self.0.iter().sum()
     }
-}
-
-/// The process that holds a claim, so that a claim of a dead process on this host can be
-/// recovered at once instead of after its lease (worker-spawn).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Holder {
-    pub host: String,
-    pub pid: u32,
-    /// Process start time (clock ticks since boot), to tell a reused pid apart.
-    pub started: u64,
 }
 
 /// An atomic claim of the next ready task (or of one given task).
@@ -94,8 +86,19 @@ pub struct Update {
     pub result: Option<String>,
     /// Compare-and-set: the current status must be one of these.
     pub if_status: Vec<Status>,
+    /// Only while the claim with this token still holds the task (`--token`).
+    pub token: Option<i64>,
     /// Renew (or set) the claim's lease from now.
     pub lease: Option<Duration>,
+}
+
+/// Conditions of a `release`: each task must be in progress and, with these, held by
+/// that owner, under that claim token, with one of those statuses.
+#[derive(Debug, Clone, Default)]
+pub struct Release {
+    pub owner: Option<String>,
+    pub token: Option<i64>,
+    pub if_status: Vec<Status>,
 }
 
 /// How a claimed task ended, recorded by the claim's holder (worker-spawn).
@@ -106,6 +109,9 @@ pub struct Outcome {
     pub log: Option<String>,
     pub exit_code: Option<i64>,
 }
+
+/// Stalled task → the failed or cancelled task that stalls it, and that one's status.
+pub type Stalled = std::collections::BTreeMap<TaskId, (TaskId, Status)>;
 
 /// Summary of one list for `task-list --lists`.
 #[derive(Debug, Clone)]
@@ -123,18 +129,14 @@ pub trait Store: Send {
     fn counts(&mut self, list: &ListId, filter: &Filter) -> Result<Counts>;
     /// Every list in the store.
     fn lists(&mut self) -> Result<Vec<ListSummary>>;
+    /// The list's stalled tasks, each with the failed or cancelled task (the lowest id,
+    /// if several) that stalls it.
+    fn stalled(&mut self, list: &ListId) -> Result<Stalled>;
     /// Apply one update to each id, all or nothing; returns the updated tasks.
     fn update(&mut self, list: &ListId, ids: &[TaskId], update: &Update) -> Result<Vec<Task>>;
-    /// Put in_progress tasks back to pending, giving back the attempt their claim counted.
-    /// With `owner`, each must be held by that owner (else conflict); with `if_status`,
-    /// each must also have one of those statuses (else conflict).
-    fn release(
-        &mut self,
-        list: &ListId,
-        ids: &[TaskId],
-        owner: Option<&str>,
-        if_status: &[Status],
-    ) -> Result<Vec<Task>>;
+    /// Put in_progress tasks back to pending, giving back the attempt their claim counted;
+    /// each must meet the conditions of `release` (else conflict).
+    fn release(&mut self, list: &ListId, ids: &[TaskId], release: &Release) -> Result<Vec<Task>>;
     /// Delete tasks and their edges; their ids are never reused.
     fn delete(&mut self, list: &ListId, ids: &[TaskId], if_status: &[Status]) -> Result<()>;
     /// Atomically claim a task; `None` when nothing is claimable.
@@ -145,12 +147,89 @@ pub trait Store: Send {
     fn finish(&mut self, list: &ListId, id: TaskId, token: i64, outcome: &Outcome) -> Result<Task>;
     /// Give a claim held under `token` back to pending; `refund` returns its attempt.
     fn unclaim(&mut self, list: &ListId, id: TaskId, token: i64, refund: bool) -> Result<()>;
-    /// Claims held by processes of `host`, for recovery of dead holders.
-    fn held_on(&mut self, host: &str) -> Result<Vec<(ListId, TaskId, i64, Holder)>>;
+    /// Recover the lost claims of the list: tasks in progress whose lease ran out, or
+    /// whose holder is a process of `host` that `alive` says is gone. Each goes back to
+    /// pending, or to failed when it has no attempt left (see [`after_loss`]). Returns
+    /// the recovered tasks as they are now.
+    fn reap(
+        &mut self,
+        list: &ListId,
+        host: &str,
+        alive: &dyn Fn(&Holder) -> bool,
+    ) -> Result<Vec<Task>>;
     /// A counter that changes whenever any other connection commits (for waiting).
     fn change_counter(&mut self) -> Result<u64>;
     /// Files whose modification signals a commit (for file-notification wake-ups).
     fn watch_paths(&self) -> Vec<PathBuf>;
+}
+
+/// Why the claim on an in-progress task is lost, if it is: its lease ran out (`now` in
+/// ms), or its holder is a process of `host` that is gone.
+pub fn loss(t: &Task, now: i64, host: &str, alive: &dyn Fn(&Holder) -> bool) -> Option<String> {
+    if t.status != Status::InProgress {
+        return None;
+    }
+    if let Some(until) = t.lease_until.filter(|&u| u < now) {
+        return Some(format!(
+            "its lease ran out at {}",
+            crate::time::rfc3339(until)
+        ));
+    }
+    match &t.holder {
+        Some(h) if h.host == host && !alive(h) => {
+            Some(format!("its process {} on {} is gone", h.pid, h.host))
+        }
+        _ => None,
+    }
+}
+
+/// What becomes of a task whose claim was lost (`why`): back to pending while attempts
+/// remain — the next claim counts a new one — else failed, instead of running past
+/// `maxAttempts`. Its log gains a line naming the attempt that lost its worker.
+pub fn after_loss(t: &Task, why: &str) -> (Status, String) {
+    let owner = t
+        .owner
+        .as_deref()
+        .map(|o| format!(" ({o})"))
+        .unwrap_or_default();
+    let mut line = format!("attempt {}{owner}{LOST}{why}", t.attempts);
+    let status = if t.attempts >= t.max_attempts {
+        line += &format!(
+            "; no attempts left ({} of {} used)",
+            t.attempts, t.max_attempts
+        );
+        Status::Failed
+    } else {
+        Status::Pending
+    };
+    let log = match t.log.as_deref() {
+        Some(old) if !old.is_empty() => format!("{}\n{line}", old.trim_end_matches('\n')),
+        _ => line,
+    };
+    (status, log)
+}
+
+/// What marks a loss line in a log ("attempt 2 (w1) lost its worker: …").
+const LOST: &str = " lost its worker: ";
+
+/// The log recorded when a worker finishes: the loss lines of earlier attempts, kept, then
+/// what this attempt left (its stderr tail), so the log still says which attempts lost
+/// their worker.
+pub fn carry_losses(old: Option<&str>, new: Option<String>) -> Option<String> {
+    let kept: Vec<&str> = old
+        .unwrap_or_default()
+        .lines()
+        .filter(|l| l.starts_with("attempt ") && l.contains(LOST))
+        .collect();
+    if kept.is_empty() {
+        return new;
+    }
+    let mut log = kept.join("\n");
+    if let Some(n) = new.filter(|n| !n.is_empty()) {
+        log.push('\n');
+        log += &n;
+    }
+    Some(log)
 }
 
 /// Durability of a commit (`TASK_SYNC`).

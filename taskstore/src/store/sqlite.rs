@@ -2,7 +2,8 @@
 
 use super::schema::{MIGRATIONS, SCHEMA_VERSION};
 use super::{
-    Access, Claim, Counts, Filter, Holder, ListSummary, Outcome, OwnerChange, Store, Sync, Update,
+    after_loss, carry_losses, loss, Access, Claim, Counts, Filter, Holder, ListSummary, Outcome,
+    OwnerChange, Release, Stalled, Store, Sync, Update,
 };
 use crate::bail;
 use crate::error::{Cause, Error, Result};
@@ -24,7 +25,7 @@ const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
 /// Columns read into a `Task`, in `task_from_row` order.
 const COLS: &str = "id, subject, description, active_form, status, owner, priority, metadata, \
     attempts, max_attempts, result, log, exit_code, claim_token, lease_until, \
-    created_at, updated_at, started_at, finished_at";
+    created_at, updated_at, started_at, finished_at, holder_host, holder_pid, holder_start";
 
 /// Pending tasks that (transitively) wait for a failed or cancelled task. Binds ?1 = list.
 const DEAD_CTE: &str = "WITH RECURSIVE dead(id) AS ( \
@@ -297,6 +298,14 @@ fn task_from_row(r: &Row, list: &ListId) -> rusqlite::Result<Task> {
         updated_at: r.get(16)?,
         started_at: r.get(17)?,
         finished_at: r.get(18)?,
+        holder: match r.get::<_, Option<String>>(19)? {
+            Some(host) => Some(Holder {
+                host,
+                pid: r.get::<_, i64>(20)? as u32,
+                started: r.get::<_, i64>(21)? as u64,
+            }),
+            None => None,
+        },
         blocked_by: Vec::new(),
         open_blockers: Vec::new(),
         blocks: Vec::new(),
@@ -486,6 +495,65 @@ fn dedup(ids: &[TaskId]) -> Vec<TaskId> {
     ids.iter().copied().filter(|i| seen.insert(*i)).collect()
 }
 
+/// The task must still be held by the claim with `token` (`--token`).
+fn check_token(conn: &Connection, lpk: i64, id: TaskId, current: Status, token: i64) -> Result<()> {
+    let held: Option<i64> = conn
+        .prepare_cached("SELECT claim_token FROM tasks WHERE list_id = ?1 AND id = ?2")?
+        .query_row(params![lpk, id.0], |r| r.get(0))?;
+    if current != Status::InProgress {
+        bail!(
+            conflict,
+            "task {id} is no longer held by that claim: it is {current}"
+        );
+    }
+    if held != Some(token) {
+        bail!(
+            conflict,
+            "task {id} is no longer held by that claim: it was claimed again"
+        );
+    }
+    Ok(())
+}
+
+/// Recover the lost claims of one list (see `Store::reap`); `host` empty: lease expiry
+/// only. Returns the ids of the tasks recovered.
+fn reap_in(
+    conn: &Connection,
+    lpk: i64,
+    list: &ListId,
+    now: i64,
+    host: &str,
+    alive: &dyn Fn(&Holder) -> bool,
+) -> Result<Vec<TaskId>> {
+    let held: Vec<Task> = conn
+        .prepare_cached(&format!(
+            "SELECT {COLS} FROM tasks WHERE list_id = ?1 AND status = 'in_progress' \
+             AND (lease_until < ?2 OR holder_host = ?3)"
+        ))?
+        .query_map(params![lpk, now, host], |r| task_from_row(r, list))?
+        .collect::<rusqlite::Result<_>>()?;
+    let mut recovered = Vec::new();
+    for t in held {
+        let Some(why) = loss(&t, now, host, alive) else {
+            continue;
+        };
+        let (status, log) = after_loss(&t, &why);
+        let reset = match status {
+            Status::Pending => format!("{UNCLAIMED}, owner = NULL"),
+            _ => "status = 'failed', lease_until = NULL, finished_at = ?5".into(),
+        };
+        conn.execute(
+            &format!(
+                "UPDATE tasks SET {reset}, log = ?4, updated_at = ?5 \
+                 WHERE list_id = ?1 AND id = ?2 AND claim_token IS ?3 AND status = 'in_progress'"
+            ),
+            params![lpk, t.id.0, t.claim_token, log, now],
+        )?;
+        recovered.push(t.id);
+    }
+    Ok(recovered)
+}
+
 /// Columns reset when a task goes back to pending: nobody holds it any more.
 const UNCLAIMED: &str = "status = 'pending', claim_token = NULL, lease_until = NULL, \
     holder_host = NULL, holder_pid = NULL, holder_start = NULL, started_at = NULL, finished_at = NULL";
@@ -593,6 +661,28 @@ impl Store for SqliteStore {
         Ok(counts)
     }
 
+    fn stalled(&mut self, list: &ListId) -> Result<Stalled> {
+        let Some(lpk) = list_pk(&self.conn, list)? else {
+            return Ok(Stalled::new());
+        };
+        let mut st = self.conn.prepare_cached(
+            "WITH RECURSIVE dead(id, root) AS ( \
+               SELECT id, id FROM tasks WHERE list_id = ?1 AND status IN ('failed','cancelled') \
+               UNION SELECT e.blocked, d.root FROM dead d \
+               JOIN edges e ON e.list_id = ?1 AND e.blocker = d.id \
+               JOIN tasks b ON b.list_id = ?1 AND b.id = e.blocked AND b.status = 'pending') \
+             SELECT s.id, s.root, r.status FROM ( \
+               SELECT d.id, min(d.root) AS root FROM dead d \
+               JOIN tasks t ON t.list_id = ?1 AND t.id = d.id AND t.status = 'pending' GROUP BY d.id \
+             ) s JOIN tasks r ON r.list_id = ?1 AND r.id = s.root",
+        )?;
+        let rows = st.query_map([lpk], |r| {
+            let root = (TaskId(r.get(1)?), parse_status(&r.get::<_, String>(2)?)?);
+            Ok((TaskId(r.get(0)?), root))
+        })?;
+        Ok(rows.collect::<rusqlite::Result<_>>()?)
+    }
+
     fn lists(&mut self) -> Result<Vec<ListSummary>> {
         let mut st = self.conn.prepare_cached(
             "SELECT l.name, t.status, count(t.id) FROM lists l LEFT JOIN tasks t ON t.list_id = l.id \
@@ -637,6 +727,9 @@ impl Store for SqliteStore {
             for &id in &ids {
                 let (current, owner, meta) = status_owner(tx, lpk, list, id)?;
                 check_if_status(id, current, &u.if_status)?;
+                if let Some(token) = u.token {
+                    check_token(tx, lpk, id, current, token)?;
+                }
                 if let (Some(new), OwnerChange::Set(name)) = (u.status, &u.owner) {
                     // Nobody holds it either when a takeover gave it back to pending: a
                     // stale worker must not finish it then.
@@ -750,21 +843,18 @@ impl Store for SqliteStore {
         })
     }
 
-    fn release(
-        &mut self,
-        list: &ListId,
-        ids: &[TaskId],
-        owner: Option<&str>,
-        if_status: &[Status],
-    ) -> Result<Vec<Task>> {
+    fn release(&mut self, list: &ListId, ids: &[TaskId], r: &Release) -> Result<Vec<Task>> {
         let ids = dedup(ids);
         self.write(|tx| {
             let lpk = list_pk(tx, list)?.ok_or_else(|| not_found(ids[0], list))?;
             for &id in &ids {
                 let (current, holder, _) = status_owner(tx, lpk, list, id)?;
-                check_if_status(id, current, if_status)?;
+                check_if_status(id, current, &r.if_status)?;
+                if let Some(token) = r.token {
+                    check_token(tx, lpk, id, current, token)?;
+                }
                 check_if_status(id, current, &[Status::InProgress])?;
-                if let (Some(want), Some(holder)) = (owner, &holder) {
+                if let (Some(want), Some(holder)) = (&r.owner, &holder) {
                     if want != holder {
                         bail!(conflict, "task {id} is held by '{holder}', not '{want}'");
                     }
@@ -809,7 +899,7 @@ impl Store for SqliteStore {
                 };
             };
             let now = now_ms();
-            // Conditions shared by both candidate branches (parameters bound per branch).
+            // What the candidate must also meet: the given id, `-m` matching, `--limit`.
             let mut cond = String::new();
             let mut cond_args: Vec<Sql> = Vec::new();
             if let Some(id) = c.id {
@@ -829,6 +919,9 @@ impl Store for SqliteStore {
                 let path = Sql::Text(meta_path(k));
                 cond_args.extend([path.clone(), Sql::Integer(now), path.clone(), path, Sql::Integer(*n)]);
             }
+            // Claims whose lease ran out go back to pending (or fail, with no attempt
+            // left) first, so that they compete like any ready task.
+            reap_in(tx, lpk, list, now, "", &|_| true)?;
             let lease = c.lease.map(|d| now + duration_ms(d));
             let (host, pid, start) = match &c.holder {
                 Some(h) => (Some(h.host.clone()), Some(h.pid as i64), Some(h.started as i64)),
@@ -838,15 +931,9 @@ impl Store for SqliteStore {
                 "UPDATE tasks SET status = 'in_progress', owner = ?, attempts = attempts + 1, \
                  claim_token = abs(random()), lease_until = ?, holder_host = ?, holder_pid = ?, \
                  holder_start = ?, started_at = ?, updated_at = ?, finished_at = NULL \
-                 WHERE list_id = ? AND id = (SELECT id FROM ( \
-                   SELECT * FROM (SELECT t.id, t.priority FROM tasks t WHERE t.list_id = ? \
-                     AND t.status = 'pending' AND t.open_blockers = 0 AND (t.owner IS NULL OR t.owner = ?){cond} \
-                     ORDER BY t.priority DESC, t.id LIMIT 1) \
-                   UNION ALL \
-                   SELECT * FROM (SELECT t.id, t.priority FROM tasks t WHERE t.list_id = ? \
-                     AND t.status = 'in_progress' AND t.lease_until < ?{cond} \
-                     ORDER BY t.priority DESC, t.id LIMIT 1) \
-                 ) ORDER BY priority DESC, id LIMIT 1) \
+                 WHERE list_id = ? AND id = (SELECT t.id FROM tasks t WHERE t.list_id = ? \
+                   AND t.status = 'pending' AND t.open_blockers = 0 AND (t.owner IS NULL OR t.owner = ?){cond} \
+                   ORDER BY t.priority DESC, t.id LIMIT 1) \
                  RETURNING {COLS}"
             );
             let mut args: Vec<Sql> = vec![
@@ -861,8 +948,6 @@ impl Store for SqliteStore {
                 Sql::Integer(lpk),
                 Sql::Text(c.owner.clone()),
             ];
-            args.extend(cond_args.iter().cloned());
-            args.extend([Sql::Integer(lpk), Sql::Integer(now)]);
             args.extend(cond_args);
             let claimed = tx
                 .prepare_cached(&sql)?
@@ -915,6 +1000,17 @@ impl Store for SqliteStore {
         self.write(|tx| {
             let lpk = list_pk(tx, list)?.ok_or_else(|| not_found(id, list))?;
             let now = now_ms();
+            let old: Option<Option<String>> = tx
+                .prepare_cached(
+                    "SELECT log FROM tasks WHERE list_id = ?1 AND id = ?2 AND claim_token = ?3 \
+                     AND status = 'in_progress'",
+                )?
+                .query_row(params![lpk, id.0, token], |r| r.get(0))
+                .optional()?;
+            let Some(old) = old else {
+                bail!(conflict, "task {id} was taken over by another worker; its outcome was not recorded");
+            };
+            let log = carry_losses(old.as_deref(), o.log.clone());
             let reset = if o.status == Status::Pending {
                 format!("{UNCLAIMED}, owner = NULL")
             } else {
@@ -925,7 +1021,7 @@ impl Store for SqliteStore {
                     "UPDATE tasks SET status = ?4, result = ?5, log = ?6, exit_code = ?7, updated_at = ?8, {reset} \
                      WHERE list_id = ?1 AND id = ?2 AND claim_token = ?3 AND status = 'in_progress'"
                 ),
-                params![lpk, id.0, token, o.status.as_str(), o.result, o.log, o.exit_code, now],
+                params![lpk, id.0, token, o.status.as_str(), o.result, log, o.exit_code, now],
             )?;
             if n == 0 {
                 bail!(conflict, "task {id} was taken over by another worker; its outcome was not recorded");
@@ -948,33 +1044,19 @@ impl Store for SqliteStore {
         })
     }
 
-    fn held_on(&mut self, host: &str) -> Result<Vec<(ListId, TaskId, i64, Holder)>> {
-        let mut st = self.conn.prepare_cached(
-            "SELECT l.name, t.id, t.claim_token, t.holder_pid, t.holder_start FROM tasks t \
-             JOIN lists l ON l.id = t.list_id \
-             WHERE t.status = 'in_progress' AND t.holder_host = ?1 AND t.claim_token IS NOT NULL",
-        )?;
-        let rows = st.query_map([host], |r| {
-            Ok((
-                r.get::<_, String>(0)?,
-                TaskId(r.get(1)?),
-                r.get::<_, i64>(2)?,
-                r.get::<_, i64>(3)?,
-                r.get::<_, i64>(4)?,
-            ))
-        })?;
-        let mut out = Vec::new();
-        for row in rows {
-            let (list, id, token, pid, start) = row?;
-            let Ok(list) = list.parse() else { continue };
-            let holder = Holder {
-                host: host.to_string(),
-                pid: pid as u32,
-                started: start as u64,
+    fn reap(
+        &mut self,
+        list: &ListId,
+        host: &str,
+        alive: &dyn Fn(&Holder) -> bool,
+    ) -> Result<Vec<Task>> {
+        self.write(|tx| {
+            let Some(lpk) = list_pk(tx, list)? else {
+                return Ok(Vec::new());
             };
-            out.push((list, id, token, holder));
-        }
-        Ok(out)
+            let ids = reap_in(tx, lpk, list, now_ms(), host, alive)?;
+            ids.iter().map(|&id| one_task(tx, lpk, list, id)).collect()
+        })
     }
 
     fn change_counter(&mut self) -> Result<u64> {

@@ -59,6 +59,46 @@ pub fn expand(arg: &str, t: &Task) -> String {
     out
 }
 
+/// Check before anything is claimed that the command can be run: a program that does not
+/// exist or is not executable would otherwise fail every task it is given (exit 127),
+/// using up their attempts. A program name with a placeholder is known only per task.
+pub fn check_runnable(program: &str) -> crate::Result<()> {
+    use nix::unistd::{access, AccessFlags};
+    if program.contains('{') {
+        return Ok(());
+    }
+    let runnable = |p: &Path| -> Result<(), String> {
+        let meta = std::fs::metadata(p).map_err(|e| e.to_string())?;
+        if meta.is_dir() {
+            return Err("it is a directory".into());
+        }
+        access(p, AccessFlags::X_OK).map_err(|e| format!("it is not executable ({})", e.desc()))
+    };
+    let why = if program.contains('/') {
+        match runnable(Path::new(program)) {
+            Ok(()) => return Ok(()),
+            Err(why) => why,
+        }
+    } else {
+        let path = std::env::var_os("PATH").unwrap_or_default();
+        let mut why = "command not found in PATH".to_string();
+        for dir in std::env::split_paths(&path) {
+            let candidate = dir.join(program);
+            if !candidate.exists() {
+                continue;
+            }
+            match runnable(&candidate) {
+                Ok(()) => return Ok(()),
+                Err(w) => why = format!("{}: {w}", candidate.display()),
+            }
+        }
+        why
+    };
+    Err(crate::Error::usage(format!(
+        "cannot run '{program}': {why}; nothing was claimed"
+    )))
+}
+
 /// What the command gets besides its arguments.
 pub struct Context<'a> {
     /// Value of `guardian::MARK`, so the guardian can find the command if we die.
@@ -83,6 +123,10 @@ pub fn spawn(command: &[String], t: &Task, cx: &Context) -> std::io::Result<Chil
         .env("TASK_OWNER", cx.owner)
         .env(super::guardian::MARK, cx.mark)
         .env("TASK_ATTEMPT", t.attempts.to_string())
+        .env(
+            "TASK_CLAIM_TOKEN",
+            t.claim_token.map(|c| c.to_string()).unwrap_or_default(),
+        )
         .env(
             "TASK_METADATA",
             serde_json::Value::Object(t.metadata.clone()).to_string(),
@@ -129,6 +173,15 @@ impl Captured {
             );
         }
         s
+    }
+
+    /// Add a line of our own at the end of the stderr tail.
+    pub fn note(&mut self, line: &str) {
+        if !self.stderr_tail.is_empty() && !self.stderr_tail.ends_with(b"\n") {
+            self.stderr_tail.push(b'\n');
+        }
+        self.stderr_tail.extend_from_slice(line.as_bytes());
+        self.stderr_tail.push(b'\n');
     }
 
     pub fn log(&self) -> Option<String> {
@@ -271,6 +324,7 @@ mod tests {
             exit_code: None,
             claim_token: None,
             lease_until: None,
+            holder: None,
             created_at: 0,
             updated_at: 0,
             started_at: None,

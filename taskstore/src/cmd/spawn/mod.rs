@@ -7,10 +7,10 @@
 
 mod child;
 mod guardian;
-mod host;
 
 use crate::cli::SpawnArgs;
 use crate::error::{Error, Kind, Result};
+use crate::host;
 use crate::model::{Status, StatusFilter, Task};
 use crate::signals::{self, Signals};
 use crate::store::{Claim, Filter, Holder, Outcome, Store};
@@ -106,24 +106,34 @@ impl Shared {
         }
     }
 
-    /// Give back the claims of processes of this host that are gone.
+    /// Recover the list's lost claims: leases that ran out, and processes of this host
+    /// that are gone (we are not).
     fn recover_dead(&self) -> Result<()> {
-        let mut store = self.store();
-        for (list, id, token, holder) in store.held_on(&self.holder.host)? {
-            if holder != self.holder && !host::is_alive(&holder) {
-                store.unclaim(&list, id, token, false)?;
-                eprintln!(
-                    "worker-spawn: task {id} of list '{list}' was held by process {}, which is gone: it is claimable again",
-                    holder.pid
-                );
-                self.committed();
-            }
+        let me = &self.holder;
+        let alive = |h: &Holder| h == me || host::is_alive(h);
+        let recovered = self.store().reap(&self.args.store.list, &me.host, &alive)?;
+        for t in &recovered {
+            let why = t
+                .log
+                .as_deref()
+                .and_then(|l| l.lines().last())
+                .unwrap_or("");
+            let now = match t.status {
+                Status::Failed => ": it failed",
+                _ => "; it is claimable again",
+            };
+            eprintln!(
+                "worker-spawn: task {} of list '{}': {why}{now}",
+                t.id, t.list
+            );
+            self.committed();
         }
         Ok(())
     }
 }
 
 pub fn run(args: SpawnArgs, _out: &mut dyn Write) -> Result<u8> {
+    child::check_runnable(&args.command[0])?;
     let hostname = host::hostname();
     let holder = host::me(&hostname);
     // Before any thread exists: the guardian is forked.
@@ -441,15 +451,19 @@ fn run_task(shared: &Shared, n: usize, task: Task, cx: &child::Context) {
             // Nothing the command started outlives its task.
             let _ = killpg(Pid::from_raw(pgid), Signal::SIGKILL);
             shared.guardian.unwatch(pgid);
-            let stop = shared
+            let (stop, killed) = shared
                 .running()
                 .remove(&n)
-                .and_then(|r| r.stop.map(|(s, _)| s));
+                .map_or((None, false), |r| (r.stop.map(|(s, _)| s), r.killed));
             let code = match (stop, status) {
                 (Some(Stop::Timeout), _) => 124,
                 (_, Ok(st)) => child::exit_code(st),
                 (_, Err(_)) => 1,
             };
+            let mut cap = cap;
+            if stop == Some(Stop::Timeout) {
+                cap.note(&timeout_note(a, killed));
+            }
             (stop, code, cap)
         }
     };
@@ -498,6 +512,19 @@ fn run_task(shared: &Shared, n: usize, task: Task, cx: &child::Context) {
         Err(e) if e.kind == Kind::Conflict => eprintln!("worker-spawn: {e}"),
         Err(e) => shared.fail(e),
     }
+}
+
+/// The log line of a command killed by `--timeout`: after how long, and whether SIGTERM
+/// ended it or SIGKILL was needed.
+fn timeout_note(a: &SpawnArgs, killed: bool) -> String {
+    let t = humantime::format_duration(a.timeout.unwrap_or_default());
+    let k = humantime::format_duration(a.kill_after);
+    let how = if killed {
+        format!("it did not end within {k} (--kill-after) of SIGTERM, so it got SIGKILL")
+    } else {
+        "it ended after SIGTERM".into()
+    };
+    format!("worker-spawn: timed out after {t} (--timeout): {how}")
 }
 
 /// The retry delay holds the claim (so nobody takes the task early), renewing its

@@ -2,7 +2,7 @@
 //! process that is gone (kill -9, OOM, reboot) is recovered at once on this host, and a
 //! reused pid is not mistaken for the dead holder.
 
-use crate::store::Holder;
+use crate::model::Holder;
 
 pub fn hostname() -> String {
     nix::unistd::gethostname()
