@@ -251,6 +251,9 @@ pub struct ListArgs {
     /// Print the dependency waves of the open tasks
     #[arg(long, group = "mode")]
     pub waves: bool,
+    /// With --format md: fit the report in N characters, folding what completed (0: no limit) [default: 20000]
+    #[arg(long, value_name = "N", allow_negative_numbers = true)]
+    pub max_chars: Option<usize>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -396,9 +399,12 @@ pub struct WaitArgs {
     /// Give up after DURATION (500ms, 30s, 5m, 1h, or seconds) with exit 124
     #[arg(long, value_name = "DURATION", value_parser = parse_dur)]
     pub timeout: Option<Duration>,
-    /// How to print the awaited tasks' final state
+    /// How to print the awaited tasks' state (also on timeout)
     #[arg(long, value_enum, default_value_t = WaitFormat::Text)]
     pub format: WaitFormat,
+    /// With --format md: fit the report in N characters, folding what completed (0: no limit) [default: 20000]
+    #[arg(long, value_name = "N", allow_negative_numbers = true)]
+    pub max_chars: Option<usize>,
     /// Show a live progress line on stderr even when it is not a terminal
     #[arg(long, overrides_with = "no_progress")]
     pub progress: bool,

@@ -1,8 +1,9 @@
-//! Rendering tasks: text (Claude Code's TaskList shape), JSON, JSON lines, CSV, ids, Markdown.
+//! Rendering tasks: text (Claude Code's TaskList shape), JSON, JSON lines, CSV, ids,
+//! shell assignments. The Markdown report lives in `report`.
 
 use crate::error::{Error, Result};
 use crate::model::{Status, Task, TaskId};
-use crate::store::{Counts, Stalled};
+use crate::store::Counts;
 use crate::time::rfc3339;
 use serde_json::{json, Map, Value};
 use std::io::Write;
@@ -96,7 +97,7 @@ pub fn text_line(t: &Task) -> String {
 }
 
 /// Newlines in a subject or owner would break one-task-a-line output.
-fn one_line(s: &str) -> String {
+pub fn one_line(s: &str) -> String {
     s.replace(['\n', '\r'], " ")
 }
 
@@ -198,14 +199,6 @@ pub fn write_text(out: &mut dyn Write, tasks: &[Task]) -> Result<()> {
     Ok(())
 }
 
-fn counts_of(tasks: &[Task]) -> Counts {
-    let mut c = Counts::default();
-    for t in tasks {
-        c.add(t.status, 1);
-    }
-    c
-}
-
 /// "3 completed, 1 failed" (statuses with a zero count left out).
 pub fn counts_phrase(c: &Counts) -> String {
     let parts: Vec<String> = Status::ALL
@@ -218,85 +211,6 @@ pub fn counts_phrase(c: &Counts) -> String {
     } else {
         parts.join(", ")
     }
-}
-
-fn duration_text(t: &Task) -> Option<String> {
-    let ms = t.finished_at? - t.started_at?;
-    Some(if ms < 1000 {
-        format!("{ms}ms")
-    } else if ms < 60_000 {
-        format!("{:.1}s", ms as f64 / 1000.0)
-    } else {
-        format!("{}m{:02}s", ms / 60_000, (ms / 1000) % 60)
-    })
-}
-
-/// The report a coordinator hands back: a heading with counts, then a line a task with
-/// its result's first lines (failed: exit code and the tail of its log).
-/// Stalled tasks (pending behind a failed or cancelled task, transitively) show as
-/// stalled, naming the task that stalls them.
-pub fn write_md(out: &mut dyn Write, tasks: &[Task], stalled: &Stalled) -> Result<()> {
-    const LINES: usize = 3;
-    let c = counts_of(tasks);
-    let noun = if tasks.len() == 1 { "task" } else { "tasks" };
-    let n_stalled = tasks.iter().filter(|t| stalled.contains_key(&t.id)).count();
-    let of_them = match n_stalled {
-        0 => String::new(),
-        n => format!(" ({n} of them stalled)"),
-    };
-    writeln!(
-        out,
-        "## {} {noun}: {}{of_them}\n",
-        tasks.len(),
-        counts_phrase(&c)
-    )?;
-    for t in tasks {
-        let stalled_by = stalled.get(&t.id);
-        let mark = match t.status {
-            Status::Completed => "✓",
-            Status::Failed | Status::Cancelled => "✗",
-            _ if stalled_by.is_some() => "⊘",
-            _ => "…",
-        };
-        let mut details: Vec<String> = Vec::new();
-        if let Some(o) = &t.owner {
-            details.push(o.clone());
-        }
-        if let Some(d) = duration_text(t) {
-            details.push(d);
-        }
-        match stalled_by {
-            Some((root, status)) => details.push(format!("stalled: {root} {status}")),
-            None if t.status != Status::Completed => details.push(t.status.to_string()),
-            None => {}
-        }
-        if let (Status::Failed, Some(code)) = (t.status, t.exit_code) {
-            details.push(format!("exit {code}"));
-        }
-        let details = if details.is_empty() {
-            String::new()
-        } else {
-            format!(" ({})", details.join(", "))
-        };
-        writeln!(out, "- {mark} {} {}{details}", t.id, one_line(&t.subject))?;
-        let body: Vec<&str> = match t.status {
-            Status::Failed => {
-                let log: Vec<&str> = t.log.as_deref().unwrap_or("").lines().collect();
-                log[log.len().saturating_sub(LINES)..].to_vec()
-            }
-            _ => t
-                .result
-                .as_deref()
-                .unwrap_or("")
-                .lines()
-                .take(LINES)
-                .collect(),
-        };
-        for line in body.iter().filter(|l| !l.trim().is_empty()) {
-            writeln!(out, "  > {line}")?;
-        }
-    }
-    Ok(())
 }
 
 pub fn write_counts_text(out: &mut dyn Write, c: &Counts) -> Result<()> {

@@ -6,6 +6,7 @@ use crate::error::{Error, Result};
 use crate::graph;
 use crate::model::StatusFilter;
 use crate::output;
+use crate::report;
 use crate::store::Filter;
 use serde_json::{json, Value};
 use std::io::Write;
@@ -14,6 +15,11 @@ pub fn run(a: ListArgs, out: &mut dyn Write) -> Result<u8> {
     output::check_fields(&a.fields)?;
     if !a.fields.is_empty() && a.format != ListFormat::Csv {
         return Err(Error::usage("--fields goes with --format csv"));
+    }
+    if a.max_chars.is_some() && (a.format != ListFormat::Md || a.count || a.lists || a.waves) {
+        return Err(Error::usage(
+            "--max-chars goes with --format md (a report of tasks)",
+        ));
     }
     let ids = Stdin::default().ids(&a.ids)?;
     // `-` with no ids on stdin selects no task (not every task), like `xargs -r`.
@@ -148,7 +154,15 @@ pub fn run(a: ListArgs, out: &mut dyn Write) -> Result<u8> {
             } else {
                 Default::default()
             };
-            output::write_md(out, &tasks, &stalled)?
+            let everything =
+                "`--max-chars 0` shows every task in full, `task-list ID --format json` one";
+            report::write(
+                out,
+                &tasks,
+                &stalled,
+                a.max_chars.unwrap_or(report::MAX_CHARS),
+                everything,
+            )?
         }
     }
     Ok(0)

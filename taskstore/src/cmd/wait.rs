@@ -7,11 +7,13 @@
 //! nothing new.
 
 use super::Stdin;
+use crate::bail;
 use crate::cli::{WaitArgs, WaitFormat};
 use crate::error::{Kind, Result};
 use crate::host;
 use crate::model::{Status, Task, TaskId};
 use crate::output;
+use crate::report;
 use crate::signals::{self, Signals};
 use crate::store::{loss, Filter, Stalled, Store};
 use crate::time::now_ms;
@@ -170,6 +172,9 @@ impl State {
 }
 
 pub fn run(args: WaitArgs, out: &mut dyn Write) -> Result<u8> {
+    if args.max_chars.is_some() && args.format != WaitFormat::Md {
+        bail!(usage, "--max-chars goes with --format md");
+    }
     let signals = Signals::install()?;
     let ids = Stdin::default().ids(&args.ids)?;
     let cond = match (args.any, args.count) {
@@ -180,7 +185,7 @@ pub fn run(args: WaitArgs, out: &mut dyn Write) -> Result<u8> {
     // `-` with no ids on stdin awaits no task (not every task of the list), like
     // `task-list -` and `xargs -r`: all of nothing is done; any or N of nothing never is.
     if ids.is_empty() && args.ids.iter().any(|i| i == "-") {
-        output_state(out, args.format, &[], &Stalled::new())?;
+        output_state(out, &args, &[], &Stalled::new())?;
         if let Condition::All = cond {
             return Ok(0);
         }
@@ -221,7 +226,7 @@ pub fn run(args: WaitArgs, out: &mut dyn Write) -> Result<u8> {
                     "task-wait: timed out after {}",
                     humantime::format_duration(args.timeout.unwrap_or_default())
                 );
-                output_state(out, args.format, &state.tasks, &state.stalled)?;
+                output_state(out, &args, &state.tasks, &state.stalled)?;
                 return Ok(Kind::Timeout.exit_code());
             }
             if show_progress && last_progress.elapsed() >= Duration::from_millis(200) {
@@ -264,7 +269,7 @@ pub fn run(args: WaitArgs, out: &mut dyn Write) -> Result<u8> {
         state = State::read(store.as_mut(), &args, &ids, &me)?;
     };
     clear_progress(show_progress);
-    output_state(out, args.format, &state.tasks, &state.stalled)?;
+    output_state(out, &args, &state.tasks, &state.stalled)?;
     Ok(code)
 }
 
@@ -276,15 +281,26 @@ fn clear_progress(shown: bool) {
 
 fn output_state(
     out: &mut dyn Write,
-    format: WaitFormat,
+    args: &WaitArgs,
     tasks: &[Task],
     stalled: &Stalled,
 ) -> Result<()> {
-    match format {
+    let max_chars = args.max_chars;
+    match args.format {
         WaitFormat::Text => output::write_text(out, tasks),
         WaitFormat::Json => output::write_json(out, tasks),
         WaitFormat::Jsonl => output::write_jsonl(out, tasks),
         WaitFormat::Ids => output::write_ids(out, tasks.iter().map(|t| t.id)),
-        WaitFormat::Md => output::write_md(out, tasks, stalled),
+        WaitFormat::Md => {
+            let everything = "`task-wait … --format md --max-chars 0` shows every task in full, \
+                `task-list ID --format json` one";
+            report::write(
+                out,
+                tasks,
+                stalled,
+                max_chars.unwrap_or(report::MAX_CHARS),
+                everything,
+            )
+        }
     }
 }
