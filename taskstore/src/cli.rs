@@ -209,6 +209,7 @@ Examples:
   task-list 3 --format json              # the full record of task #3
   task-list --count                      # pending 3 / in_progress 1 / ...
   task-list --waves                      # dependency-aware batches
+  task-list --workers                    # the worker-spawn pools running on the list
   task-list -s done --format md          # a report for whoever delegated the work";
 
 /// Show tasks: filtered, in several formats; one task in full; counts; lists; waves.
@@ -251,6 +252,9 @@ pub struct ListArgs {
     /// Print the dependency waves of the open tasks
     #[arg(long, group = "mode")]
     pub waves: bool,
+    /// Print the worker-spawn pools running on the list (host, pid, jobs, command, log)
+    #[arg(long, group = "mode")]
+    pub workers: bool,
     /// With --format md: fit the report in N characters, folding what completed (0: no limit) [default: 20000]
     #[arg(long, value_name = "N", allow_negative_numbers = true)]
     pub max_chars: Option<usize>,
@@ -450,6 +454,8 @@ Examples:
   worker-spawn -j 5 --limit agent=1 -- ./agent.sh       # at most one of each agent type
   worker-spawn --max-tasks 10 -- ./job.sh                # one cron tick's share
   worker-spawn --follow --output-dir logs -- ./job.sh    # serve new tasks until stopped
+  worker-spawn --detach -j 5 -- ./agent.sh '{id}'       # returns at once: pid and log file
+  worker-spawn --stop                                    # this host's pools on the list hand back and end
 
 The command runs without a shell. It gets TASK_ID, TASK_SUBJECT, TASK_DESCRIPTION,
 TASK_LIST, CLAUDE_CODE_TASK_LIST_ID, TASK_DB, TASK_OWNER, TASK_ATTEMPT, TASK_METADATA,
@@ -516,9 +522,28 @@ pub struct SpawnArgs {
     /// Never show the progress line
     #[arg(long)]
     pub no_progress: bool,
+    /// Run the pool in a session of its own, its talk to a log file beside the store;
+    /// print its pid and log file and return at once
+    #[arg(long)]
+    pub detach: bool,
+    /// Stop this host's pools on the list (SIGTERM; they hand their tasks back), waiting
+    /// at most --timeout (default 30s) before killing one
+    #[arg(long, conflicts_with_all = ["detach", "command"])]
+    pub stop: bool,
+    /// How --detach reports the pool it started
+    #[arg(long, value_enum, default_value_t = SpawnFormat::Text)]
+    pub format: SpawnFormat,
     /// The command and its arguments
-    #[arg(last = true, required = true, value_name = "COMMAND")]
+    #[arg(last = true, required_unless_present = "stop", value_name = "COMMAND")]
     pub command: Vec<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum SpawnFormat {
+    /// pid 1234 log /path/to/worker-spawn-LIST-1234.log
+    Text,
+    /// {"pid":1234,"log":"/path/to/…"}
+    Json,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]

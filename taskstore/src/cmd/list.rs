@@ -16,7 +16,9 @@ pub fn run(a: ListArgs, out: &mut dyn Write) -> Result<u8> {
     if !a.fields.is_empty() && a.format != ListFormat::Csv {
         return Err(Error::usage("--fields goes with --format csv"));
     }
-    if a.max_chars.is_some() && (a.format != ListFormat::Md || a.count || a.lists || a.waves) {
+    if a.max_chars.is_some()
+        && (a.format != ListFormat::Md || a.count || a.lists || a.waves || a.workers)
+    {
         return Err(Error::usage(
             "--max-chars goes with --format md (a report of tasks)",
         ));
@@ -70,6 +72,10 @@ pub fn run(a: ListArgs, out: &mut dyn Write) -> Result<u8> {
             }
         }
         return Ok(0);
+    }
+
+    if a.workers {
+        return workers(out, store.as_mut(), list, a.format).map(|_| 0);
     }
 
     let filter = Filter {
@@ -166,4 +172,83 @@ pub fn run(a: ListArgs, out: &mut dyn Write) -> Result<u8> {
         }
     }
     Ok(0)
+}
+
+/// `--workers`: the pools running on the list (dead ones are not shown).
+fn workers(
+    out: &mut dyn Write,
+    store: &mut dyn crate::store::Store,
+    list: &crate::model::ListId,
+    format: ListFormat,
+) -> Result<()> {
+    let me = crate::host::hostname();
+    let now = crate::time::now_ms();
+    let pools: Vec<_> = store
+        .pools(Some(list))?
+        .into_iter()
+        .filter(|p| crate::cmd::spawn::pool_alive(p, &me, now))
+        .collect();
+    let as_json = |p: &crate::store::Pool| {
+        let mut v = json!({
+            "host": p.holder.host,
+            "pid": p.holder.pid,
+            "list": p.list,
+            "startedAt": crate::time::rfc3339(p.started_at),
+            "lastSeenAt": crate::time::rfc3339(p.seen_at),
+        });
+        for (k, o) in &p.options {
+            v[k] = o.clone();
+        }
+        v
+    };
+    match format {
+        ListFormat::Json => {
+            let all: Vec<Value> = pools.iter().map(as_json).collect();
+            writeln!(
+                out,
+                "{}",
+                serde_json::to_string_pretty(&all).expect("plain JSON")
+            )?;
+        }
+        ListFormat::Jsonl => {
+            for p in &pools {
+                writeln!(out, "{}", as_json(p))?;
+            }
+        }
+        ListFormat::Ids => {
+            for p in &pools {
+                writeln!(out, "{}", p.holder.pid)?;
+            }
+        }
+        _ => {
+            for p in &pools {
+                let o = &p.options;
+                let command: Vec<String> = o
+                    .get("command")
+                    .and_then(Value::as_array)
+                    .map(|c| {
+                        c.iter()
+                            .map(|a| a.as_str().unwrap_or("").to_string())
+                            .collect()
+                    })
+                    .unwrap_or_default();
+                let ago = (now - p.seen_at).max(0) / 1000;
+                let log = o
+                    .get("log")
+                    .and_then(Value::as_str)
+                    .map(|l| format!(", log {l}"))
+                    .unwrap_or_default();
+                writeln!(
+                    out,
+                    "{}:{} -j {} since {} (seen {ago}s ago){log}: {}",
+                    p.holder.host,
+                    p.holder.pid,
+                    o.get("jobs").and_then(Value::as_u64).unwrap_or(0),
+                    crate::time::rfc3339(p.started_at),
+                    output::one_line(&command.join(" ")),
+                )?;
+            }
+        }
+    }
+    Ok(())
 }

@@ -113,6 +113,18 @@ pub struct Outcome {
 /// Stalled task → the failed or cancelled task that stalls it, and that one's status.
 pub type Stalled = std::collections::BTreeMap<TaskId, (TaskId, Status)>;
 
+/// A running worker-spawn as the store records it (`task-list --workers`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Pool {
+    pub holder: Holder,
+    pub list: String,
+    /// How it was started: jobs, command, log file, … (a JSON object).
+    pub options: serde_json::Map<String, Value>,
+    /// Milliseconds since the Unix epoch.
+    pub started_at: i64,
+    pub seen_at: i64,
+}
+
 /// Summary of one list for `task-list --lists`.
 #[derive(Debug, Clone)]
 pub struct ListSummary {
@@ -157,6 +169,14 @@ pub trait Store: Send {
         host: &str,
         alive: &dyn Fn(&Holder) -> bool,
     ) -> Result<Vec<Task>>;
+    /// Record a running worker-spawn (replacing a row of the same process).
+    fn pool_add(&mut self, pool: &Pool) -> Result<()>;
+    /// Note that the pool of `holder` is alive now.
+    fn pool_seen(&mut self, holder: &Holder) -> Result<()>;
+    /// Forget the pool of `holder` (it ended, or it is known to be dead).
+    fn pool_remove(&mut self, holder: &Holder) -> Result<()>;
+    /// The recorded pools, of one list or of all.
+    fn pools(&mut self, list: Option<&ListId>) -> Result<Vec<Pool>>;
     /// A counter that changes whenever any other connection commits (for waiting).
     fn change_counter(&mut self) -> Result<u64>;
     /// Files whose modification signals a commit (for file-notification wake-ups).

@@ -81,6 +81,21 @@ CREATE TRIGGER task_deleted BEFORE DELETE ON tasks BEGIN
     DELETE FROM edges WHERE list_id = OLD.list_id AND blocked = OLD.id;
 END;
 "#,
+    // 2: every running worker-spawn (a pool), so that `task-list --workers` shows them and
+    //    `worker-spawn --stop` finds them. A pool removes its row when it ends; one killed
+    //    is recognised as dead as claim holders are (host, pid, process start time).
+    r#"
+CREATE TABLE pools (
+    host       TEXT    NOT NULL,
+    pid        INTEGER NOT NULL,
+    started    INTEGER NOT NULL,   -- process start time, clock ticks since boot
+    list       TEXT    NOT NULL,   -- the list's name
+    options    TEXT    NOT NULL,   -- a JSON object: jobs, command, log, ...
+    started_at INTEGER NOT NULL,   -- ms since the Unix epoch
+    seen_at    INTEGER NOT NULL,   -- ms: its last sign of life
+    PRIMARY KEY (host, pid, started)
+);
+"#,
 ];
 
 pub const SCHEMA_VERSION: i64 = MIGRATIONS.len() as i64;

@@ -3,7 +3,7 @@
 use super::schema::{MIGRATIONS, SCHEMA_VERSION};
 use super::{
     after_loss, carry_losses, loss, Access, Claim, Counts, Filter, Holder, ListSummary, Outcome,
-    OwnerChange, Release, Stalled, Store, Sync, Update,
+    OwnerChange, Pool, Release, Stalled, Store, Sync, Update,
 };
 use crate::bail;
 use crate::error::{Cause, Error, Result};
@@ -1057,6 +1057,64 @@ impl Store for SqliteStore {
             let ids = reap_in(tx, lpk, list, now_ms(), host, alive)?;
             ids.iter().map(|&id| one_task(tx, lpk, list, id)).collect()
         })
+    }
+
+    fn pool_add(&mut self, p: &Pool) -> Result<()> {
+        let h = &p.holder;
+        let options = Value::Object(p.options.clone()).to_string();
+        self.write(|tx| {
+            tx.execute(
+                "INSERT OR REPLACE INTO pools (host, pid, started, list, options, started_at, seen_at) \
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+                params![h.host, h.pid, h.started as i64, p.list, options, p.started_at, p.seen_at],
+            )?;
+            Ok(())
+        })
+    }
+
+    fn pool_seen(&mut self, h: &Holder) -> Result<()> {
+        self.write(|tx| {
+            tx.prepare_cached(
+                "UPDATE pools SET seen_at = ?4 WHERE host = ?1 AND pid = ?2 AND started = ?3",
+            )?
+            .execute(params![h.host, h.pid, h.started as i64, now_ms()])?;
+            Ok(())
+        })
+    }
+
+    fn pool_remove(&mut self, h: &Holder) -> Result<()> {
+        self.write(|tx| {
+            tx.execute(
+                "DELETE FROM pools WHERE host = ?1 AND pid = ?2 AND started = ?3",
+                params![h.host, h.pid, h.started as i64],
+            )?;
+            Ok(())
+        })
+    }
+
+    fn pools(&mut self, list: Option<&ListId>) -> Result<Vec<Pool>> {
+        let mut st = self.conn.prepare_cached(
+            "SELECT host, pid, started, list, options, started_at, seen_at FROM pools \
+             WHERE ?1 IS NULL OR list = ?1 ORDER BY started_at, host, pid",
+        )?;
+        let rows = st.query_map([list.map(|l| l.as_str())], |r| {
+            let options = match serde_json::from_str(&r.get::<_, String>(4)?) {
+                Ok(Value::Object(m)) => m,
+                _ => Map::new(),
+            };
+            Ok(Pool {
+                holder: Holder {
+                    host: r.get(0)?,
+                    pid: r.get::<_, i64>(1)? as u32,
+                    started: r.get::<_, i64>(2)? as u64,
+                },
+                list: r.get(3)?,
+                options,
+                started_at: r.get(5)?,
+                seen_at: r.get(6)?,
+            })
+        })?;
+        Ok(rows.collect::<rusqlite::Result<_>>()?)
     }
 
     fn change_counter(&mut self) -> Result<u64> {

@@ -6,7 +6,11 @@
 //! workers never wait on each other through SQLite's busy handler.
 
 mod child;
+mod detach;
 mod guardian;
+mod pools;
+
+pub use pools::alive as pool_alive;
 
 use crate::cli::SpawnArgs;
 use crate::error::{Error, Kind, Result};
@@ -132,8 +136,18 @@ impl Shared {
     }
 }
 
-pub fn run(args: SpawnArgs, _out: &mut dyn Write) -> Result<u8> {
+pub fn run(args: SpawnArgs, out: &mut dyn Write) -> Result<u8> {
+    if args.stop {
+        return pools::stop(&args, out);
+    }
     child::check_runnable(&args.command[0])?;
+    let log = match args.detach {
+        false => None,
+        true => match detach::start(&args, out)? {
+            detach::Side::Caller(code) => return Ok(code),
+            detach::Side::Pool(log) => Some(log.display().to_string()),
+        },
+    };
     let hostname = host::hostname();
     let holder = host::me(&hostname);
     // Before any thread exists: the guardian is forked.
@@ -148,7 +162,9 @@ pub fn run(args: SpawnArgs, _out: &mut dyn Write) -> Result<u8> {
         .unwrap_or(path)
         .display()
         .to_string();
-    let store = args.store.open(crate::store::Access::Write)?;
+    let mut store = args.store.open(crate::store::Access::Write)?;
+    pools::forget_dead(store.as_mut(), &hostname)?;
+    store.pool_add(&pools::me(&args, &holder, log.as_deref()))?;
     let jobs = args.jobs as usize;
     let show_progress = !args.no_progress && (args.progress || std::io::stderr().is_terminal());
 
@@ -191,6 +207,9 @@ pub fn run(args: SpawnArgs, _out: &mut dyn Write) -> Result<u8> {
     for w in workers {
         let _ = w.join();
     }
+    if let Err(e) = shared.store().pool_remove(&shared.holder) {
+        shared.fail(e);
+    }
     if show_progress {
         eprint!("\r\x1b[K");
     }
@@ -230,6 +249,7 @@ fn supervise(
     let a = &shared.args;
     let renew_every = (a.lease / 3).max(Duration::from_millis(100));
     let mut last_renew = Instant::now();
+    let mut last_seen = Instant::now();
     let mut last_progress = Instant::now() - Duration::from_secs(1);
     let mut sig = None;
     while !workers.iter().all(|w| w.is_finished()) {
@@ -260,6 +280,12 @@ fn supervise(
         if last_renew.elapsed() >= renew_every {
             last_renew = Instant::now();
             renew(shared);
+        }
+        if last_seen.elapsed() >= pools::HEARTBEAT {
+            last_seen = Instant::now();
+            if shared.store().pool_seen(&shared.holder).is_ok() {
+                shared.committed();
+            }
         }
         if show_progress && last_progress.elapsed() >= Duration::from_millis(250) {
             last_progress = Instant::now();

@@ -1,0 +1,87 @@
+//! `worker-spawn --detach`: the pool goes on in a session of its own, so that the caller
+//! — Claude Code's Bash tool kills a call's whole process group after two minutes — can
+//! return at once. What can be checked is checked before: the flags (clap), the command
+//! (`check_runnable`), the store (it opens).
+
+use crate::cli::{SpawnArgs, SpawnFormat};
+use crate::error::{Error, Result};
+use nix::unistd::{dup2_stderr, dup2_stdin, dup2_stdout, fork, setsid, ForkResult};
+use std::fs::{File, OpenOptions};
+use std::io::{Read, Write};
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::{Path, PathBuf};
+
+/// Where detached pools write their talk: beside the store.
+fn log_dir(args: &SpawnArgs) -> Result<PathBuf> {
+    let db = std::path::absolute(args.store.path()?)?;
+    Ok(db.parent().unwrap_or(Path::new("/")).to_path_buf())
+}
+
+/// Which side of the fork this is.
+pub enum Side {
+    /// The caller, with its exit code.
+    Caller(u8),
+    /// The pool, detached, with its log file.
+    Pool(PathBuf),
+}
+
+/// Fork the pool off. The caller prints its pid and log file.
+pub fn start(args: &SpawnArgs, out: &mut dyn Write) -> Result<Side> {
+    drop(args.store.open(crate::store::Access::Write)?);
+    let dir = log_dir(args)?;
+    let list = args.store.list.clone();
+    let (mut from_pool, mut to_caller) = std::io::pipe()?;
+    // SAFETY: no other thread exists yet (the guardian, the signal handlers and the
+    // workers all start after this), so the child may go on running Rust code.
+    match unsafe { fork() }.map_err(|e| Error::store(format!("cannot fork: {e}")))? {
+        ForkResult::Child => {
+            drop(from_pool);
+            let detached = || -> std::io::Result<PathBuf> {
+                setsid()?;
+                let path = dir.join(format!("worker-spawn-{list}-{}.log", std::process::id()));
+                let log = OpenOptions::new()
+                    .append(true)
+                    .create(true)
+                    .mode(0o600)
+                    .open(&path)?;
+                dup2_stdin(File::open("/dev/null")?)?;
+                dup2_stdout(&log)?;
+                dup2_stderr(&log)?;
+                Ok(path)
+            };
+            match detached() {
+                Ok(path) => {
+                    // A caller that went away already cannot be told; the pool runs anyway.
+                    let _ = to_caller.write_all(path.as_os_str().as_encoded_bytes());
+                    Ok(Side::Pool(path))
+                }
+                Err(e) => {
+                    let _ = to_caller.write_all(format!("\0{e}").as_bytes());
+                    std::process::exit(5);
+                }
+            }
+        }
+        ForkResult::Parent { child } => {
+            drop(to_caller);
+            let mut said = Vec::new();
+            from_pool.read_to_end(&mut said)?;
+            let said = String::from_utf8_lossy(&said).into_owned();
+            if said.is_empty() || said.starts_with('\0') {
+                let why = said.trim_start_matches('\0');
+                return Err(Error::store(format!(
+                    "the detached pool could not start its log in {}: {why}",
+                    dir.display()
+                )));
+            }
+            match args.format {
+                SpawnFormat::Text => writeln!(out, "pid {child} log {said}")?,
+                SpawnFormat::Json => writeln!(
+                    out,
+                    "{}",
+                    serde_json::json!({"pid": child.as_raw(), "log": said})
+                )?,
+            }
+            Ok(Side::Caller(0))
+        }
+    }
+}
