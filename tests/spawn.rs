@@ -752,3 +752,27 @@ fn after_kill_9_children_die_and_the_next_run_recovers_at_once() {
 fn a_dead_holder_not_yet_reaped_is_recovered_at_once() {
     killed_hard(false);
 }
+
+/// A waiter sees the task of a killed worker-spawn fail when it has no attempt left, by
+/// itself: nobody else writes to the store after the kill.
+#[test]
+fn a_waiter_sees_a_killed_workers_task_fail_without_anyone_else_writing() {
+    let s = Store::new();
+    s.create("once only", &[]);
+    let mut w = spawn_bg(&s, &["--", "sh", "-c", "echo $$ > 1.pid; sleep 300"]);
+    let pid = read_pid(&s.dir().join("1.pid"));
+    let mut waiter = Bg::start(&s, "task-wait", &["1", "--format", "json"]);
+    waiter.wait_for_handlers();
+    w.kill_hard();
+    let r = waiter.wait();
+    assert_eq!(r.code, 1, "{r:?}");
+    let t: Value = serde_json::from_str(&r.stdout).expect("JSON");
+    let t = &t[0];
+    assert_eq!(status(t), "failed");
+    let log = t["log"].as_str().unwrap_or_default();
+    assert!(
+        log.contains("lost its worker: its process ") && log.contains("no attempts left"),
+        "{log}"
+    );
+    wait_until(DEADLINE, || group_gone(pid));
+}

@@ -11,7 +11,7 @@ use crate::bail;
 use crate::cli::{WaitArgs, WaitFormat};
 use crate::error::{Kind, Result};
 use crate::host;
-use crate::model::{Status, Task, TaskId};
+use crate::model::{Holder, Status, Task, TaskId};
 use crate::output;
 use crate::report;
 use crate::signals::{self, Signals};
@@ -41,9 +41,10 @@ enum Condition {
 struct State {
     tasks: Vec<Task>,
     stalled: Stalled,
-    /// When a claim of an awaited task may be lost without any commit: its lease runs
-    /// out, or (its holder being a process of this host) the holder may die.
+    /// When the lease of an awaited task's claim runs out (no commit tells of that).
     recheck: Option<Instant>,
+    /// The processes of this host holding awaited tasks: one may die without a commit.
+    holders: Vec<Holder>,
 }
 
 impl State {
@@ -64,16 +65,16 @@ impl State {
             store.reap(list, me, &host::is_alive)?;
             tasks = store.tasks(list, &filter)?;
         }
-        let recheck = tasks
-            .iter()
-            .filter(|t| t.status == Status::InProgress)
-            .filter_map(|t| match (&t.holder, t.lease_until) {
-                (Some(h), _) if h.host == me => Some(Duration::from_secs(1)),
-                (_, Some(until)) => Some(Duration::from_millis((until - now).max(0) as u64 + 1)),
-                _ => None,
-            })
+        let held = || tasks.iter().filter(|t| t.status == Status::InProgress);
+        let recheck = held()
+            .filter_map(|t| t.lease_until)
             .min()
-            .map(|d| Instant::now() + d);
+            .map(|until| Instant::now() + Duration::from_millis((until - now).max(0) as u64 + 1));
+        let mut holders: Vec<Holder> = held()
+            .filter_map(|t| t.holder.clone())
+            .filter(|h| h.host == me)
+            .collect();
+        holders.dedup();
         // Stall detection is only needed when an awaited task waits for a blocker.
         let any_blocked = tasks
             .iter()
@@ -89,6 +90,7 @@ impl State {
             tasks,
             stalled,
             recheck,
+            holders,
         })
     }
 
@@ -204,6 +206,7 @@ pub fn run(args: WaitArgs, out: &mut dyn Write) -> Result<u8> {
     let mut watcher: Option<Watcher> = None;
     let mut hot_until = Instant::now();
     let mut last_progress = Instant::now() - Duration::from_secs(1);
+    let mut last_alive = Instant::now();
     let code = loop {
         match state.verdict(cond, args.fail_fast) {
             Verdict::Met => break 0,
@@ -234,7 +237,13 @@ pub fn run(args: WaitArgs, out: &mut dyn Write) -> Result<u8> {
                 last_progress = Instant::now();
             }
             if state.recheck.is_some_and(|r| Instant::now() >= r) {
-                break; // a claim may be lost by now: read again
+                break; // a lease ran out: read again
+            }
+            if last_alive.elapsed() >= Duration::from_secs(1) {
+                last_alive = Instant::now();
+                if !state.holders.iter().all(host::is_alive) {
+                    break; // a holder died: read again
+                }
             }
             let until = match (deadline, state.recheck) {
                 (Some(d), Some(r)) => Some(d.min(r)),
