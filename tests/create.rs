@@ -238,8 +238,10 @@ fn json_lines_batch_with_forward_references() {
     assert_eq!(ship["activeForm"], "Shipping");
     assert_eq!(ship["maxAttempts"], 2);
     assert_eq!(id_list(&s.json("1")["blocks"]), ["4", "5"]);
-    // The key is not a field of the task; the batch is ordinary tasks afterwards.
-    assert!(ship.get("key").is_none());
+    // The key is stored with the task: null for a record without one.
+    assert_eq!(test["key"], "test");
+    assert_eq!(build["key"], "build");
+    assert_eq!(ship["key"], Value::Null);
 }
 
 #[test]

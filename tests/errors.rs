@@ -73,7 +73,15 @@ fn bad_task_ids() {
     fails(&s, "task-update", &["-3", "-s", "completed"], 2, &["-3"]);
     fails(&s, "task-update", &["1.5", "-s", "completed"], 2, &["1.5"]);
     fails(&s, "task-list", &["abc"], 2, &["abc"]);
-    fails(&s, "task-create", &["x", "-b", "abc"], 2, &["abc"]);
+    // A reference that is not shaped like an id is a key; an unknown one is not found.
+    fails(&s, "task-create", &["x", "-b", "abc"], 3, &["key 'abc'"]);
+    fails(
+        &s,
+        "task-create",
+        &["x", "-b", "#abc"],
+        2,
+        &["'#abc'", "task id"],
+    );
     fails(
         &s,
         "task-update",
@@ -285,7 +293,7 @@ fn malformed_json_line() {
         2,
         &["line 2", "duplicate"],
     );
-    // An unknown key reference.
+    // An unknown key reference: neither in the batch nor in the list.
     let p = s.file(
         "bad4.jsonl",
         "{\"subject\":\"a\",\"blockedBy\":[\"nope\"]}\n",
@@ -294,8 +302,8 @@ fn malformed_json_line() {
         &s,
         "task-create",
         &["--from", p.to_str().unwrap()],
-        2,
-        &["line 1", "nope"],
+        3,
+        &["line 1", "key 'nope'"],
     );
 }
 

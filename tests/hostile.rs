@@ -70,6 +70,12 @@ impl Row {
         self
     }
 
+    /// More arguments after the row's own.
+    fn with_args(mut self, args: &[&str]) -> Row {
+        self.args.extend(args.iter().map(|a| a.to_string()));
+        self
+    }
+
     fn env(mut self, var: &'static str, value: impl Into<String>) -> Row {
         self.input = Input::Env(var, value.into());
         self
@@ -198,13 +204,16 @@ fn run_rows(s: &Store, rows: Vec<Row>) -> usize {
     rows.len()
 }
 
-/// #1 pending with metadata, #2 blocked by #1, #3 claimed by w1, #4 completed; one task
-/// in list `other`. Commands that wrongly succeed would claim, complete or add
+/// #1 pending with metadata and key `first`, #2 blocked by #1, #3 claimed by w1, #4
+/// completed; one task in list `other`. Commands that wrongly succeed would claim, complete or add
 /// something, which the snapshot shows. task-wait rows wait for #4 (completed), so a
 /// row that is wrongly accepted returns at once instead of hanging.
 fn fixture() -> Store {
     let s = Store::new();
-    s.create("existing", &["-m", "agent=x", "-d", "keep me"]);
+    s.create(
+        "existing",
+        &["-m", "agent=x", "-d", "keep me", "--key", "first"],
+    );
     s.create("waits", &["-b", "1"]);
     let held = s.create("held", &[]);
     s.ok("task-update", ["--claim", &held, "--owner", "w1"]);
@@ -387,6 +396,11 @@ fn bad_flags_and_flag_values() {
     run_rows(&s, rows);
 }
 
+/// Of [`BAD_IDS`], those that are names, not shaped like ids (digits, or `#` first):
+/// where a reference is taken (`-b`, `--add-blocks`, …) they are keys, and a key no task
+/// has is not found (exit 3).
+const KEY_SHAPED: &[&str] = &["abc", "-1", "1.5", "3#", "+1", "0x10", "1e3", "１", "٣"];
+
 /// Ids that are not positive integers (with an optional `#`), wherever ids are taken.
 const BAD_IDS: &[&str] = &[
     "abc",
@@ -419,6 +433,13 @@ fn bad_task_ids() {
         let q = quoted.as_str();
         // errors.rs has `task-update abc|0|-3|1.5 -s completed`, `task-list abc`,
         // `task-create x -b abc`; these are the other places and forms.
+        // As a reference: an unknown key, or a bad id.
+        let key = format!("key {q}");
+        let (code, ref_needles) = if KEY_SHAPED.contains(&id) {
+            (3, vec![key.as_str()])
+        } else {
+            (2, vec![q])
+        };
         if id != "abc" {
             rows.push(bad("task-list", &["--", id], 2, &[q, "task id"]));
             rows.push(bad(
@@ -427,11 +448,15 @@ fn bad_task_ids() {
                 2,
                 &[q, "task id"],
             ));
+            let mut needles = ref_needles.clone();
+            if code == 2 {
+                needles.push("--blocked-by");
+            }
             rows.push(bad(
                 "task-create",
                 &["x", &format!("--blocked-by={id}")],
-                2,
-                &[q, "--blocked-by"],
+                code,
+                &needles,
             ));
         }
         rows.push(bad(
@@ -440,17 +465,21 @@ fn bad_task_ids() {
             2,
             &[q, "task id"],
         ));
+        let mut needles = ref_needles.clone();
+        if code == 2 {
+            needles.push("--add-blocks");
+        }
         rows.push(bad(
             "task-update",
             &["1", &format!("--add-blocks={id}")],
-            2,
-            &[q, "--add-blocks"],
+            code,
+            &needles,
         ));
         rows.push(bad(
             "task-update",
             &["2", &format!("--remove-blocked-by={id}")],
-            2,
-            &[q],
+            code,
+            &ref_needles,
         ));
         rows.push(bad(
             "task-update",
@@ -470,7 +499,9 @@ fn bad_task_ids() {
     rows.extend([
         // A bad id inside a comma-separated list changes nothing.
         bad("task-create", &["x", "-b", "1,,4"], 2, &["''"]),
-        bad("task-update", &["2", "--add-blocked-by", "4,abc"], 2, &["'abc'"]),
+        bad("task-update", &["2", "--add-blocked-by", "4,#abc"], 2, &["'#abc'"]),
+        // So does an unknown key among good ids.
+        bad("task-update", &["2", "--add-blocked-by", "4,abc"], 3, &["key 'abc'"]),
         // A leading '-' is a flag to clap unless after `--`.
         bad("task-list", &["-1"], 2, &["'-1'"]),
         bad("task-wait", &["-1"], 2, &["'-1'"]),
@@ -483,6 +514,56 @@ fn bad_task_ids() {
         bad("task-update", &["-", "-s", "completed"], 3, &["#99"]).stdin("1\n99\n"),
         bad("task-create", &["x", "-b", "#99"], 3, &["#99"]),
     ]);
+    run_rows(&s, rows);
+}
+
+/// `--key`, `--on-conflict` and references by key. The fixture's #1 has key `first`.
+#[test]
+fn bad_keys_and_key_conflicts() {
+    let s = fixture();
+    let new_and_existing =
+        "{\"key\":\"new\",\"subject\":\"new\"}\n{\"key\":\"first\",\"subject\":\"again\"}\n";
+    #[rustfmt::skip]
+    let rows = vec![
+        // Bad keys: empty, shaped like an id, control characters, white space at an end.
+        bad("task-create", &["x", "--key", ""], 2, &["--key", "key ''", "empty"]),
+        bad("task-create", &["x", "--key", "7"], 2, &["--key", "key '7'", "task id"]),
+        bad("task-create", &["x", "--key", "#7"], 2, &["--key", "key '#7'"]),
+        bad("task-create", &["x", "--key", "#x"], 2, &["--key", "key '#x'"]),
+        bad("task-create", &["x", "--key", "0"], 2, &["--key", "key '0'"]),
+        bad("task-create", &["x", "--key", "a\nb"], 2, &["--key", "key 'a\\nb'", "control character"]),
+        bad("task-create", &["x", "--key", "a\rb"], 2, &["--key", "control character"]),
+        bad("task-create", &["x", "--key", "\u{1b}[31m"], 2, &["--key", "control character"]),
+        bad("task-create", &["x", "--key", " first"], 2, &["--key", "white space"]),
+        bad("task-create", &["x", "--key", "k", "--key", "j"], 2, &["--key", "multiple times"]),
+        bad("task-create", &["x", "--key"], 2, &["--key"]),
+        // --key is a field of one task; a batch has its own keys.
+        bad("task-create", &["--from", "{file}", "--key", "k"], 2, &["--key", "--from"]).file("a.jsonl", "{\"subject\":\"a\"}\n"),
+        bad("task-create", &["x", "--on-conflict", "skip"], 2, &["'skip'", "--on-conflict", "existing", "error"]),
+        bad("task-create", &["x", "--on-conflict"], 2, &["--on-conflict"]),
+        // A key that exists, with --on-conflict error: exit 4 naming the key and the
+        // task that has it, nothing created (also the new record of a batch).
+        bad("task-create", &["x", "--key", "first", "--on-conflict", "error"], 4, &["key 'first'", "#1", "exists"]),
+        batch("a.jsonl", new_and_existing, 4, &["line 2", "key 'first'", "#1"])
+            .with_args(&["--on-conflict=error"]),
+        // Keys are per list: `first` is not a key of list `other`.
+        bad("task-create", &["x", "-b", "first", "--list", "other"], 3, &["key 'first'", "'other'"]),
+        bad("task-update", &["1", "--add-blocked-by", "first", "--list", "other"], 3, &["key 'first'", "'other'"]),
+        // Unknown keys, wherever a reference is taken.
+        bad("task-create", &["x", "-b", "nokey"], 3, &["key 'nokey'", "not found"]),
+        bad("task-create", &["x", "-b", "first,nokey"], 3, &["key 'nokey'"]),
+        bad("task-update", &["2", "--add-blocked-by", "nokey"], 3, &["key 'nokey'"]),
+        bad("task-update", &["2", "--remove-blocked-by", "nokey"], 3, &["key 'nokey'"]),
+        bad("task-update", &["2", "--add-blocks", "nokey"], 3, &["key 'nokey'"]),
+        bad("task-update", &["2", "--remove-blocks", "nokey"], 3, &["key 'nokey'"]),
+        bad("task-update", &["2", "--add-blocked-by", "First"], 3, &["key 'First'"]),
+        // Bad keys as references.
+        bad("task-update", &["2", "--add-blocked-by", "a\nb"], 2, &["--add-blocked-by", "key 'a\\nb'"]),
+        bad("task-update", &["2", "--add-blocks", " first"], 2, &["--add-blocks", "white space"]),
+        // A key names a task like its id: no self edge, no cycle (#2 waits for #1).
+        bad("task-update", &["1", "--add-blocked-by", "first"], 2, &["#1", "itself"]),
+        bad("task-update", &["1", "--add-blocked-by", "2"], 2, &["cycle"]),
+    ];
     run_rows(&s, rows);
 }
 
@@ -635,9 +716,18 @@ fn bad_json_lines_batches() {
         batch("a.jsonl", typed("key", "\"7\""), 2, &["line 2", "key '7'"]),
         batch("a.jsonl", typed("key", "\"#7\""), 2, &["line 2", "key '#7'"]),
         batch("a.jsonl", typed("key", "\"\""), 2, &["line 2", "key ''"]),
-        // blockedBy to a missing key, a missing id, a non-id.
-        batch("a.jsonl", typed("blockedBy", "[\"nokey\"]"), 2, &["line 2", "'nokey'", "neither"]),
-        batch("a.jsonl", "{\"key\":\"a\",\"subject\":\"a\"}\n{\"subject\":\"b\",\"blockedBy\":[\"A\"]}\n", 2, &["line 2", "'A'"]),
+        // Keys: control characters, white space at an end, a leading '#'.
+        batch("a.jsonl", typed("key", "\"a\\nb\""), 2, &["line 2", "key 'a\\nb'", "control character"]),
+        batch("a.jsonl", typed("key", "\"a\\tb\""), 2, &["line 2", "key 'a\\tb'", "control character"]),
+        batch("a.jsonl", typed("key", "\"k \""), 2, &["line 2", "key 'k '", "white space"]),
+        batch("a.jsonl", typed("key", "\"#k\""), 2, &["line 2", "key '#k'", "task id"]),
+        batch("a.jsonl", typed("key", "\"0\""), 2, &["line 2", "key '0'", "task id"]),
+        // blockedBy to a missing key (neither in the batch nor in the list; keys are
+        // case-sensitive), a bad key, a missing id, a non-id.
+        batch("a.jsonl", typed("blockedBy", "[\"nokey\"]"), 3, &["line 2", "key 'nokey'", "not found"]),
+        batch("a.jsonl", "{\"key\":\"a\",\"subject\":\"a\"}\n{\"subject\":\"b\",\"blockedBy\":[\"A\"]}\n", 3, &["line 2", "'A'"]),
+        batch("a.jsonl", typed("blockedBy", "[\"first\",\"x\\ny\"]"), 2, &["line 2", "blockedBy", "key 'x\\ny'"]),
+        batch("a.jsonl", typed("blockedBy", "[\"\"]"), 2, &["line 2", "blockedBy", "key ''"]),
         batch("a.jsonl", typed("blockedBy", "[0]"), 2, &["line 2", "'0'"]),
         batch("a.jsonl", typed("blockedBy", "[-1]"), 2, &["line 2", "'-1'"]),
         batch("a.jsonl", typed("blockedBy", "[99]"), 3, &["line 2", "#99"]),
@@ -663,7 +753,7 @@ fn bad_json_lines_batches() {
         batch("a.json", "[{\"subject\":\"a\"},{\"subject\":\"\"}]", 2, &["record 2", "subject is empty"]),
         batch("a.json", "[{\"key\":\"a\",\"subject\":\"a\"},\n{\"key\":\"a\",\"subject\":\"b\"}]", 2, &["record 2", "duplicate key 'a'"]),
         batch("a.json", "[{\"key\":\"a\",\"subject\":\"A\",\"blockedBy\":[\"b\"]},{\"key\":\"b\",\"subject\":\"B\",\"blockedBy\":[\"c\"]},{\"key\":\"c\",\"subject\":\"C\",\"blockedBy\":[\"a\"]}]", 2, &["record 1", "cycle"]),
-        batch("a.json", "[{\"subject\":\"a\",\"blockedBy\":[\"b\"]}]", 2, &["record 1", "'b'"]),
+        batch("a.json", "[{\"subject\":\"a\",\"blockedBy\":[\"b\"]}]", 3, &["record 1", "key 'b'"]),
         // The same on stdin.
         bad("task-create", &["--from", "-"], 2, &["line 2", "`priority`"]).stdin(typed("priority", "\"x\"")),
         bad("task-create", &["--from", "-"], 2, &["line 1", "UTF-8"]).stdin(b"{\"subject\":\"\x80\"}\n"),
@@ -714,7 +804,9 @@ fn bad_csv_batches() {
         // Keys and blockers.
         batch("a.csv", "key,subject\nk,a\nj,b\nk,c\n", 2, &["line 4", "duplicate key 'k'", "line 2"]),
         batch("a.csv", "key,subject\n7,a\n", 2, &["line 2", "key '7'"]),
-        batch("a.csv", "subject,blockedBy\na,nokey\n", 2, &["line 2", "'nokey'", "neither"]),
+        batch("a.csv", "key,subject\n\"a\nb\",a\n", 2, &["line 2", "key 'a\\nb'"]),
+        batch("a.csv", "subject,blockedBy\na,nokey\n", 3, &["line 2", "key 'nokey'"]),
+        batch("a.csv", "subject,blockedBy\na,first;nokey\n", 3, &["line 2", "key 'nokey'"]),
         batch("a.csv", "subject,blockedBy\na,\"1,0\"\n", 2, &["line 2", "'0'"]),
         batch("a.csv", "subject,blockedBy\na,1;99\n", 3, &["line 2", "#99"]),
         // Cycles.

@@ -160,7 +160,7 @@ fn csv_with_header_and_fields() {
     assert_eq!(
         lines.next(),
         Some(
-            "id,list,subject,description,activeForm,status,owner,claimToken,blockedBy,blocks,priority,\
+            "id,list,key,subject,description,activeForm,status,owner,claimToken,blockedBy,blocks,priority,\
              metadata,attempts,maxAttempts,ready,result,log,exitCode,createdAt,updatedAt,\
              startedAt,finishedAt"
         )

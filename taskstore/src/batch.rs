@@ -3,7 +3,7 @@
 
 use crate::bail;
 use crate::error::{Error, Result};
-use crate::model::{parse_meta, BlockerRef, NewTask, TaskId};
+use crate::model::{check_key, parse_meta, BlockerRef, NewTask, TaskId, TaskRef};
 use serde::Deserialize;
 use serde_json::{Map, Value};
 use std::collections::HashMap;
@@ -53,7 +53,7 @@ impl<'de> Deserialize<'de> for Object {
 #[derive(Debug, Deserialize)]
 #[serde(
     untagged,
-    expecting = "each entry must be a task id (3) or a key of this batch (\"build\")"
+    expecting = "each entry must be a task id (3) or a key (\"build\")"
 )]
 enum IdOrKey {
     Number(i64),
@@ -63,7 +63,7 @@ enum IdOrKey {
 /// A record before its `blockedBy` entries are resolved.
 struct Raw {
     task: NewTask,
-    blocked_by: Vec<String>,
+    blocked_by: Vec<IdOrKey>,
 }
 
 /// Parse a whole batch: CSV if `csv`, else one JSON array when the first non-blank
@@ -161,15 +161,7 @@ fn from_record(r: Record, origin: String) -> Result<Raw> {
     let Some(subject) = r.subject else {
         bail!(usage, "{origin}: missing field `subject`");
     };
-    let blocked_by = r
-        .blocked_by
-        .unwrap_or_default()
-        .into_iter()
-        .map(|b| match b {
-            IdOrKey::Number(n) => n.to_string(),
-            IdOrKey::Text(s) => s,
-        })
-        .collect();
+    let blocked_by = r.blocked_by.unwrap_or_default();
     Ok(Raw {
         task: NewTask {
             key: r.key,
@@ -259,7 +251,7 @@ fn parse_csv(text: &str) -> Result<Vec<Raw>> {
                 "blockedBy" => blocked_by.extend(
                     cell.split(|c: char| c == ',' || c == ';' || c.is_whitespace())
                         .filter(|s| !s.is_empty())
-                        .map(str::to_string),
+                        .map(|s| IdOrKey::Text(s.to_string())),
                 ),
                 "metadata" => match serde_json::from_str(cell) {
                     Ok(Value::Object(m)) => task.metadata.extend(m),
@@ -317,18 +309,13 @@ fn open_quote(record: &[u8]) -> bool {
     quoted
 }
 
-/// Turn `blockedBy` strings into ids of existing tasks or indexes into the batch.
+/// Turn `blockedBy` entries into records of the batch (by key), ids, or keys of tasks
+/// already in the list (which the store looks up when it writes the batch).
 fn resolve(raws: Vec<Raw>) -> Result<Vec<NewTask>> {
     let mut keys: HashMap<String, usize> = HashMap::new();
     for (i, r) in raws.iter().enumerate() {
         if let Some(k) = &r.task.key {
-            if k.is_empty() || k.parse::<TaskId>().is_ok() {
-                bail!(
-                    usage,
-                    "{}key '{k}' must be a non-empty name that does not look like a task id",
-                    r.task.origin_prefix()
-                );
-            }
+            check_key(k).map_err(|e| e.context(&r.task.origin))?;
             if let Some(&j) = keys.get(k) {
                 bail!(
                     usage,
@@ -342,17 +329,19 @@ fn resolve(raws: Vec<Raw>) -> Result<Vec<NewTask>> {
     }
     raws.into_iter()
         .map(|mut r| {
-            for b in &r.blocked_by {
-                let reference = match keys.get(b) {
-                    Some(&j) => BlockerRef::Record(j),
-                    None => match b.parse::<TaskId>() {
-                        Ok(id) => BlockerRef::Id(id),
-                        Err(_) => bail!(
-                            usage,
-                            "{}blockedBy '{b}' is neither a task id nor a key of this batch",
-                            r.task.origin_prefix()
-                        ),
-                    },
+            let origin = r.task.origin.clone();
+            for b in r.blocked_by {
+                let reference = match b {
+                    IdOrKey::Text(k) if keys.contains_key(&k) => BlockerRef::Record(keys[&k]),
+                    IdOrKey::Text(text) => text
+                        .parse::<TaskRef>()
+                        .map_err(|e| e.context(format!("{origin}: blockedBy")))?
+                        .into(),
+                    IdOrKey::Number(n) => BlockerRef::Id(
+                        n.to_string()
+                            .parse::<TaskId>()
+                            .map_err(|e| e.context(format!("{origin}: blockedBy")))?,
+                    ),
                 };
                 r.task.blocked_by.push(reference);
             }
@@ -393,6 +382,36 @@ mod tests {
         );
         let e = parse(b"{\"subject\":\"a\"}\n\xff\n", false).unwrap_err();
         assert_eq!(e.message, "line 2: invalid UTF-8");
+    }
+
+    #[test]
+    fn keys_of_the_list() {
+        // Not a key of this batch: a key of a task already in the list, for the store.
+        let t = parse(
+            b"{\"key\":\"b\",\"subject\":\"b\",\"blockedBy\":[\"build\",\"#2\"]}\n",
+            false,
+        )
+        .unwrap();
+        assert_eq!(
+            t[0].blocked_by,
+            vec![BlockerRef::Key("build".into()), BlockerRef::Id(TaskId(2))]
+        );
+        for (bad, needle) in [
+            ("[\"a\\nb\"]", "line 1: blockedBy: invalid key 'a\\nb'"),
+            ("[\"\"]", "line 1: blockedBy: invalid key ''"),
+            ("[\"#x\"]", "line 1: blockedBy: invalid task id '#x'"),
+            ("[0]", "line 1: blockedBy: invalid task id '0'"),
+        ] {
+            let line = format!("{{\"subject\":\"a\",\"blockedBy\":{bad}}}\n");
+            let e = parse(line.as_bytes(), false).unwrap_err();
+            assert!(e.message.starts_with(needle), "{}", e.message);
+        }
+        let e = parse(b"{\"key\":\" k\",\"subject\":\"a\"}\n", false).unwrap_err();
+        assert!(
+            e.message.starts_with("line 1: invalid key ' k'"),
+            "{}",
+            e.message
+        );
     }
 
     #[test]

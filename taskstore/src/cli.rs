@@ -2,7 +2,10 @@
 //! Values are parsed here with the library's own parsers, so a bad value is a usage
 //! error (exit 2) that names the flag.
 
-use crate::model::{parse_duration, parse_limit, parse_meta, ListId, Status, StatusFilter, TaskId};
+use crate::model::{
+    check_key, parse_duration, parse_limit, parse_meta, ListId, OnConflict, Status, StatusFilter,
+    TaskRef,
+};
 use crate::store::Sync;
 use clap::{Args, Parser, ValueEnum};
 use serde_json::Value;
@@ -14,8 +17,9 @@ Exit codes:
   0    success
   1    a negative answer: nothing to claim; an awaited task failed, was cancelled or stalled
   2    usage error or invalid input (bad flag, id, value, batch line, dependency cycle)
-  3    not found (task id, blocker)
-  4    conflict: --if-status did not hold, or the task is held by another worker
+  3    not found (task id, key, blocker)
+  4    conflict: --if-status did not hold, the task is held by another worker, or a key
+       exists (task-create --on-conflict error)
   5    store error (cannot open or create, not a database, newer schema, locked, disk full)
   124  timeout
   130  stopped by SIGINT, 143 stopped by SIGTERM";
@@ -85,8 +89,12 @@ impl StoreArgs {
 fn parse_list(s: &str) -> Result<ListId, String> {
     s.parse().map_err(|e: crate::Error| e.message)
 }
-fn parse_id(s: &str) -> Result<TaskId, String> {
+fn parse_ref(s: &str) -> Result<TaskRef, String> {
     s.parse().map_err(|e: crate::Error| e.message)
+}
+fn parse_key(s: &str) -> Result<String, String> {
+    check_key(s).map_err(|e| e.message)?;
+    Ok(s.to_string())
 }
 fn parse_status(s: &str) -> Result<Status, String> {
     s.parse().map_err(|e: crate::Error| e.message)
@@ -148,7 +156,10 @@ const CREATE_EXAMPLES: &str = "\
 Examples:
   task-create 'Review PR #125' -m agent=code-reviewer
   build=$(task-create Build); task-create Test -b \"$build\"
+  task-create Build --key build        # run it twice: one task, the same id printed
+  task-create Test --key test -b build # blocked by the task whose key is build
   task-create --from plan.jsonl        # {\"key\":\"b\",\"subject\":\"Build\"} / {\"subject\":\"Test\",\"blockedBy\":[\"b\"]}
+  task-create --from plan.jsonl --on-conflict error   # exit 4 if any key exists
   task-create --from tasks.csv --format json";
 
 /// Add one task, or a batch of tasks atomically, and print the new ids.
@@ -170,9 +181,9 @@ pub struct CreateArgs {
     /// Present-continuous form shown while it runs ("Reviewing PR #125")
     #[arg(long, value_name = "TEXT")]
     pub active_form: Option<String>,
-    /// Tasks that must complete first
-    #[arg(short = 'b', long, value_name = "ID,…", value_delimiter = ',', value_parser = parse_id)]
-    pub blocked_by: Vec<TaskId>,
+    /// Tasks that must complete first, by id (3, #3) or key
+    #[arg(short = 'b', long, value_name = "ID|KEY,…", value_delimiter = ',', value_parser = parse_ref)]
+    pub blocked_by: Vec<TaskRef>,
     /// Higher runs first
     #[arg(
         short,
@@ -191,6 +202,12 @@ pub struct CreateArgs {
     /// How many runs worker-spawn may give it
     #[arg(long, value_name = "N", default_value_t = 1, value_parser = parse_attempts)]
     pub max_attempts: i64,
+    /// A name for the task, unique in the list: if a task has it, create nothing and print that task
+    #[arg(long, value_name = "KEY", value_parser = parse_key)]
+    pub key: Option<String>,
+    /// When a key exists: print the existing task (existing), or exit 4 creating nothing (error)
+    #[arg(long, value_enum, value_name = "WHAT", default_value_t = OnConflict::Existing)]
+    pub on_conflict: OnConflict,
     /// Read a batch: JSON lines, a JSON array, or CSV ('-' for stdin)
     #[arg(long, value_name = "FILE|-")]
     pub from: Option<String>,
@@ -277,6 +294,7 @@ Examples:
   task-update --claim --owner w1 -m agent=test-runner --lease 5m --format json
   task-list -s failed --format ids | task-update - -s pending     # retry the failed
   task-update 4 --add-blocked-by 2,3
+  task-update 5 --add-blocked-by build                           # by key
   task-update 7 -s cancelled --if-status pending                 # compare-and-set";
 
 /// Change tasks; atomically claim the next ready task; release; delete.
@@ -319,18 +337,18 @@ pub struct UpdateArgs {
     /// Set metadata KEY (KEY= removes it); with --claim, match it
     #[arg(short = 'm', long = "meta", value_name = "KEY=VALUE", value_parser = parse_set)]
     pub metadata: Vec<(String, Option<Value>)>,
-    /// Make the tasks wait for these tasks too (a cycle is refused)
-    #[arg(long, value_name = "ID,…", value_delimiter = ',', value_parser = parse_id)]
-    pub add_blocked_by: Vec<TaskId>,
-    /// Stop waiting for these tasks
-    #[arg(long, value_name = "ID,…", value_delimiter = ',', value_parser = parse_id)]
-    pub remove_blocked_by: Vec<TaskId>,
-    /// Make these tasks wait for the changed ones
-    #[arg(long, value_name = "ID,…", value_delimiter = ',', value_parser = parse_id)]
-    pub add_blocks: Vec<TaskId>,
-    /// Stop these tasks waiting for the changed ones
-    #[arg(long, value_name = "ID,…", value_delimiter = ',', value_parser = parse_id)]
-    pub remove_blocks: Vec<TaskId>,
+    /// Make the tasks wait for these tasks too, by id or key (a cycle is refused)
+    #[arg(long, value_name = "ID|KEY,…", value_delimiter = ',', value_parser = parse_ref)]
+    pub add_blocked_by: Vec<TaskRef>,
+    /// Stop waiting for these tasks (by id or key)
+    #[arg(long, value_name = "ID|KEY,…", value_delimiter = ',', value_parser = parse_ref)]
+    pub remove_blocked_by: Vec<TaskRef>,
+    /// Make these tasks (by id or key) wait for the changed ones
+    #[arg(long, value_name = "ID|KEY,…", value_delimiter = ',', value_parser = parse_ref)]
+    pub add_blocks: Vec<TaskRef>,
+    /// Stop these tasks (by id or key) waiting for the changed ones
+    #[arg(long, value_name = "ID|KEY,…", value_delimiter = ',', value_parser = parse_ref)]
+    pub remove_blocks: Vec<TaskRef>,
     /// Record the task's result; '-' reads it from stdin
     #[arg(long, value_name = "TEXT|-")]
     pub result: Option<String>,

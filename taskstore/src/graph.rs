@@ -2,14 +2,28 @@
 
 use crate::bail;
 use crate::error::Result;
-use crate::model::{BlockerRef, NewTask, Task, TaskId};
-use std::collections::{BTreeMap, BTreeSet};
+use crate::model::{check_key, BlockerRef, NewTask, Task, TaskId};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 
-/// Check a batch before any backend writes it: subjects present, attempts sane, and no
-/// cycle among in-batch references (existing tasks cannot point at new ones, so a cycle
-/// can only lie inside the batch).
+/// Check a batch before any backend writes it: subjects present, attempts sane, keys
+/// valid and distinct, and no cycle among in-batch references (existing tasks cannot
+/// point at new ones, so a cycle can only lie inside the batch).
 pub fn validate_batch(tasks: &[NewTask]) -> Result<()> {
+    let mut keys: HashMap<&str, &str> = HashMap::new();
     for t in tasks {
+        if let Some(k) = &t.key {
+            check_key(k).map_err(|e| match t.origin.as_str() {
+                "" => e,
+                origin => e.context(origin),
+            })?;
+            if let Some(first) = keys.insert(k, &t.origin) {
+                bail!(
+                    usage,
+                    "{}duplicate key '{k}' (first used on {first})",
+                    t.origin_prefix()
+                );
+            }
+        }
         if t.subject.trim().is_empty() {
             bail!(usage, "{}the subject is empty", t.origin_prefix());
         }

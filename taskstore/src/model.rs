@@ -30,6 +30,69 @@ impl fmt::Display for TaskId {
     }
 }
 
+/// Whether `s` is shaped like a task id: digits, or anything after `#`. Such a text is
+/// never a key, so a reference (`-b`, `blockedBy`) is an id or a key, never both.
+fn looks_like_id(s: &str) -> bool {
+    s.starts_with('#') || (!s.is_empty() && s.bytes().all(|b| b.is_ascii_digit()))
+}
+
+/// Check a task key (`--key`, a batch record's `key`): a name, unique within its list,
+/// that other records and commands can refer to. Not empty, not shaped like a task id
+/// (`3`, `#3`, `#x`, `0`), no control characters (newlines included), and no white
+/// space at either end.
+pub fn check_key(key: &str) -> Result<()> {
+    let why = if key.is_empty() {
+        "it is empty"
+    } else if looks_like_id(key) {
+        "it looks like a task id (a key may not be all digits or start with '#')"
+    } else if key.chars().any(char::is_control) {
+        "it contains a control character (a newline, tab, …)"
+    } else if key.trim() != key {
+        "it begins or ends with white space"
+    } else {
+        return Ok(());
+    };
+    bail!(usage, "invalid key '{}': {why}", key.escape_debug())
+}
+
+/// A task named on the command line or in a batch: by id (`3`, `#3`), or by its key.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum TaskRef {
+    Id(TaskId),
+    Key(String),
+}
+
+impl FromStr for TaskRef {
+    type Err = Error;
+    /// `3` and `#3` are ids (a bad one is an invalid id); any other text is a key.
+    fn from_str(s: &str) -> Result<TaskRef> {
+        if looks_like_id(s) {
+            return Ok(TaskRef::Id(s.parse()?));
+        }
+        check_key(s)?;
+        Ok(TaskRef::Key(s.to_string()))
+    }
+}
+
+impl fmt::Display for TaskRef {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            TaskRef::Id(id) => id.fmt(f),
+            TaskRef::Key(k) => write!(f, "key '{k}'"),
+        }
+    }
+}
+
+/// What `task-create` does with a record whose key a task of the list already has.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
+pub enum OnConflict {
+    /// Create nothing for it and print the existing task's id
+    #[default]
+    Existing,
+    /// Exit 4 and create nothing at all
+    Error,
+}
+
 /// A list id: 1–128 characters of `[A-Za-z0-9._:@+=-]`, not starting with `.`.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct ListId(String);
@@ -179,6 +242,8 @@ pub struct Holder {
 pub struct Task {
     pub id: TaskId,
     pub list: String,
+    /// Unique within the list (`task-create --key`).
+    pub key: Option<String>,
     pub subject: String,
     pub description: String,
     pub active_form: Option<String>,
@@ -214,7 +279,8 @@ impl Task {
     }
 }
 
-/// A task to create. `blocked_by` holds existing ids or keys of records in the same batch.
+/// A task to create. `blocked_by` holds existing tasks (by id or key) or records of the
+/// same batch.
 #[derive(Debug, Clone, Default)]
 pub struct NewTask {
     pub key: Option<String>,
@@ -245,8 +311,19 @@ impl NewTask {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum BlockerRef {
     Id(TaskId),
+    /// The key of a task of the list (looked up when the batch is written).
+    Key(String),
     /// Index into the batch.
     Record(usize),
+}
+
+impl From<TaskRef> for BlockerRef {
+    fn from(r: TaskRef) -> BlockerRef {
+        match r {
+            TaskRef::Id(id) => BlockerRef::Id(id),
+            TaskRef::Key(k) => BlockerRef::Key(k),
+        }
+    }
 }
 
 /// Parse `KEY=VALUE` (VALUE as JSON when it parses as JSON, else as a string);
@@ -321,6 +398,29 @@ mod tests {
         for bad in ["0", "-1", "+3", "x", "", "#", "3.0", " 3"] {
             assert!(bad.parse::<TaskId>().is_err(), "{bad}");
         }
+    }
+
+    #[test]
+    fn keys_and_refs() {
+        for good in [
+            "build", "b-1", "3x", "x3", "-1", "1.5", "+1", "１", "a b", "ü",
+        ] {
+            assert!(check_key(good).is_ok(), "{good}");
+            assert_eq!(good.parse::<TaskRef>().unwrap(), TaskRef::Key(good.into()));
+        }
+        for bad in [
+            "", "3", "#3", "#", "#x", "0", "007", " a", "a ", "a\nb", "a\tb", "\u{7f}",
+        ] {
+            assert!(check_key(bad).is_err(), "{bad:?}");
+        }
+        assert_eq!("3".parse::<TaskRef>().unwrap(), TaskRef::Id(TaskId(3)));
+        assert_eq!("#3".parse::<TaskRef>().unwrap(), TaskRef::Id(TaskId(3)));
+        // Shaped like an id but not a valid one: an invalid id, not a key.
+        for bad in ["0", "#0", "#", "#x", "99999999999999999999"] {
+            let e = bad.parse::<TaskRef>().unwrap_err();
+            assert_eq!(e.kind, crate::Kind::Usage, "{bad}");
+        }
+        assert!(check_key("a\nb").unwrap_err().message.contains("'a\\nb'"));
     }
 
     #[test]

@@ -12,6 +12,7 @@ use std::io::Write;
 pub const FIELDS: &[&str] = &[
     "id",
     "list",
+    "key",
     "subject",
     "description",
     "activeForm",
@@ -55,6 +56,7 @@ fn field(t: &Task, name: &str) -> Value {
     match name {
         "id" => json!(t.id.0.to_string()),
         "list" => json!(t.list),
+        "key" => json!(t.key),
         "subject" => json!(t.subject),
         "description" => json!(t.description),
         "activeForm" => json!(t.active_form),

@@ -4,9 +4,11 @@ use super::Stdin;
 use crate::batch;
 use crate::cli::{CreateArgs, CreateFormat};
 use crate::error::{Error, Result};
-use crate::model::{BlockerRef, NewTask};
+use crate::model::NewTask;
+use crate::model::{Task, TaskId};
 use crate::output;
 use crate::store::Filter;
+use std::collections::HashMap;
 use std::io::Write;
 
 pub fn run(a: CreateArgs, out: &mut dyn Write) -> Result<u8> {
@@ -20,6 +22,7 @@ pub fn run(a: CreateArgs, out: &mut dyn Write) -> Result<u8> {
                 ("--blocked-by", !a.blocked_by.is_empty()),
                 ("--meta", !a.metadata.is_empty()),
                 ("--owner", a.owner.is_some()),
+                ("--key", a.key.is_some()),
             ];
             if let Some((flag, _)) = single.iter().find(|(_, given)| *given) {
                 return Err(Error::usage(format!(
@@ -50,13 +53,13 @@ pub fn run(a: CreateArgs, out: &mut dyn Write) -> Result<u8> {
                 }
             }
             vec![NewTask {
-                key: None,
+                key: a.key,
                 subject,
                 description: stdin
                     .text(a.description, "--description -")?
                     .unwrap_or_default(),
                 active_form: a.active_form,
-                blocked_by: a.blocked_by.into_iter().map(BlockerRef::Id).collect(),
+                blocked_by: a.blocked_by.into_iter().map(Into::into).collect(),
                 priority: a.priority,
                 metadata,
                 owner: a.owner,
@@ -66,21 +69,28 @@ pub fn run(a: CreateArgs, out: &mut dyn Write) -> Result<u8> {
         }
     };
     let mut store = a.store.open(crate::store::Access::Write)?;
-    let ids = store.create(&a.store.list, &tasks)?;
+    // One id per record: a record whose key exists stands for the task that has it.
+    let ids = store.create(&a.store.list, &tasks, a.on_conflict)?;
     if a.format == CreateFormat::Ids {
         output::write_ids(out, ids)?;
         return Ok(0);
     }
-    let created = store.tasks(
-        &a.store.list,
-        &Filter {
-            ids,
-            ..Filter::default()
-        },
-    )?;
+    let mut by_id: HashMap<TaskId, Task> = store
+        .tasks(
+            &a.store.list,
+            &Filter {
+                ids: ids.clone(),
+                ..Filter::default()
+            },
+        )?
+        .into_iter()
+        .map(|t| (t.id, t))
+        .collect();
+    // In record order (an existing task may have a lower id than the new ones).
+    let shown: Vec<Task> = ids.iter().filter_map(|id| by_id.remove(id)).collect();
     match a.format {
-        CreateFormat::Json => output::write_json(out, &created)?,
-        _ => output::write_jsonl(out, &created)?,
+        CreateFormat::Json => output::write_json(out, &shown)?,
+        _ => output::write_jsonl(out, &shown)?,
     }
     Ok(0)
 }

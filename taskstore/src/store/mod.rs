@@ -7,9 +7,11 @@ mod schema;
 mod sqlite;
 
 use crate::bail;
-use crate::error::Result;
+use crate::error::{Error, Result};
 pub use crate::model::Holder;
-use crate::model::{ListId, NewTask, Status, StatusFilter, Task, TaskId};
+use crate::model::{
+    BlockerRef, ListId, NewTask, OnConflict, Status, StatusFilter, Task, TaskId, TaskRef,
+};
 use serde_json::Value;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -79,10 +81,10 @@ pub struct Update {
     pub max_attempts: Option<i64>,
     /// `None` value: remove the key.
     pub metadata: Vec<(String, Option<Value>)>,
-    pub add_blocked_by: Vec<TaskId>,
-    pub remove_blocked_by: Vec<TaskId>,
-    pub add_blocks: Vec<TaskId>,
-    pub remove_blocks: Vec<TaskId>,
+    pub add_blocked_by: Vec<TaskRef>,
+    pub remove_blocked_by: Vec<TaskRef>,
+    pub add_blocks: Vec<TaskRef>,
+    pub remove_blocks: Vec<TaskRef>,
     pub result: Option<String>,
     /// Compare-and-set: the current status must be one of these.
     pub if_status: Vec<Status>,
@@ -133,8 +135,16 @@ pub struct ListSummary {
 }
 
 pub trait Store: Send {
-    /// Create a batch of tasks atomically; returns their ids in input order.
-    fn create(&mut self, list: &ListId, tasks: &[NewTask]) -> Result<Vec<TaskId>>;
+    /// Create a batch of tasks atomically, as [`plan_create`] decides: a record whose
+    /// key a task of the list already has creates nothing (or, with
+    /// [`OnConflict::Error`], fails the whole batch). Returns one id per record, in input
+    /// order: the new task's, or the existing one's.
+    fn create(
+        &mut self,
+        list: &ListId,
+        tasks: &[NewTask],
+        on_conflict: OnConflict,
+    ) -> Result<Vec<TaskId>>;
     /// Tasks matching the filter, in id order.
     fn tasks(&mut self, list: &ListId, filter: &Filter) -> Result<Vec<Task>>;
     /// Per-status counts of the tasks matching the filter.
@@ -181,6 +191,127 @@ pub trait Store: Send {
     fn change_counter(&mut self) -> Result<u64>;
     /// Files whose modification signals a commit (for file-notification wake-ups).
     fn watch_paths(&self) -> Vec<PathBuf>;
+}
+
+/// What a backend looks up inside its write transaction, so that the rules for keys and
+/// references (and their messages) live here once, above any SQL.
+pub trait Lookup {
+    /// The task of the list that has this key.
+    fn key(&mut self, key: &str) -> Result<Option<TaskId>>;
+    /// Whether the list has a task with this id.
+    fn exists(&mut self, id: TaskId) -> Result<bool>;
+}
+
+/// The task a reference names: an id as given (whether it exists is the caller's
+/// check, as for any id), a key as looked up (an unknown key is not found).
+pub fn resolve(look: &mut dyn Lookup, list: &ListId, r: &TaskRef) -> Result<TaskId> {
+    match r {
+        TaskRef::Id(id) => Ok(*id),
+        TaskRef::Key(k) => look
+            .key(k)?
+            .ok_or_else(|| Error::not_found(format!("no task with key '{k}' in list '{list}'"))),
+    }
+}
+
+/// [`resolve`] for each reference, in order.
+pub fn resolve_all(look: &mut dyn Lookup, list: &ListId, refs: &[TaskRef]) -> Result<Vec<TaskId>> {
+    refs.iter().map(|r| resolve(look, list, r)).collect()
+}
+
+/// One record of a batch as [`plan_create`] decided it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Slot {
+    /// A task of the list already has the record's key: nothing is created for it, and
+    /// that task stands in its place (its fields and edges are left as they are).
+    Existing(TaskId),
+    /// The record becomes the N-th (0-based) new task of the batch.
+    New(usize),
+}
+
+/// A blocker of a new task: a task of the list, or another new task of the batch.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Blocker {
+    Task(TaskId),
+    New(usize),
+}
+
+/// What a `create` writes, decided inside its write transaction.
+#[derive(Debug, Clone, Default)]
+pub struct CreatePlan {
+    /// Per record, in input order.
+    pub slots: Vec<Slot>,
+    /// The records to create (indexes into the batch), in input order.
+    pub new: Vec<usize>,
+    /// The blockers of each new task, parallel to `new`.
+    pub blockers: Vec<Vec<Blocker>>,
+}
+
+/// Decide a `create`: which records exist already by key (then `on_conflict` says
+/// whether that is fine), and what each new record's blockers are. A reference to a
+/// record whose key exists is a reference to that existing task. The records that are
+/// skipped are not looked into further: their blockers need not resolve. Nothing here
+/// writes, so an error leaves the store as it was once the transaction rolls back.
+pub fn plan_create(
+    look: &mut dyn Lookup,
+    list: &ListId,
+    tasks: &[NewTask],
+    on_conflict: OnConflict,
+) -> Result<CreatePlan> {
+    let mut plan = CreatePlan::default();
+    for (i, t) in tasks.iter().enumerate() {
+        let existing = match &t.key {
+            Some(k) => look.key(k)?,
+            None => None,
+        };
+        match existing {
+            Some(id) if on_conflict == OnConflict::Error => bail!(
+                conflict,
+                "{}key '{}' already exists: task {id} in list '{list}' has it (--on-conflict error: nothing was created)",
+                t.origin_prefix(),
+                t.key.as_deref().unwrap_or_default()
+            ),
+            Some(id) => plan.slots.push(Slot::Existing(id)),
+            None => {
+                plan.slots.push(Slot::New(plan.new.len()));
+                plan.new.push(i);
+            }
+        }
+    }
+    for &i in &plan.new {
+        let t = &tasks[i];
+        let mut blockers = Vec::with_capacity(t.blocked_by.len());
+        for b in &t.blocked_by {
+            blockers.push(match b {
+                BlockerRef::Id(id) => {
+                    if !look.exists(*id)? {
+                        bail!(
+                            not_found,
+                            "{}blocker {id} not found in list '{list}'",
+                            t.origin_prefix()
+                        );
+                    }
+                    Blocker::Task(*id)
+                }
+                BlockerRef::Key(k) => match look.key(k)? {
+                    Some(id) => Blocker::Task(id),
+                    None if t.origin.is_empty() => {
+                        bail!(not_found, "blocker key '{k}' not found: no task in list '{list}' has it")
+                    }
+                    None => bail!(
+                        not_found,
+                        "{}blocker key '{k}' not found: no record of this batch and no task in list '{list}' has it",
+                        t.origin_prefix()
+                    ),
+                },
+                BlockerRef::Record(j) => match plan.slots[*j] {
+                    Slot::Existing(id) => Blocker::Task(id),
+                    Slot::New(n) => Blocker::New(n),
+                },
+            });
+        }
+        plan.blockers.push(blockers);
+    }
+    Ok(plan)
 }
 
 /// Why the claim on an in-progress task is lost, if it is: its lease ran out (`now` in

@@ -96,6 +96,13 @@ CREATE TABLE pools (
     PRIMARY KEY (host, pid, started)
 );
 "#,
+    // 3: task keys (`task-create --key`): a name unique within the list, so that a plan
+    //    run twice finds its tasks instead of duplicating them. Tasks without a key are
+    //    not in the index.
+    r#"
+ALTER TABLE tasks ADD COLUMN key TEXT;
+CREATE UNIQUE INDEX tasks_by_key ON tasks (list_id, key) WHERE key IS NOT NULL;
+"#,
 ];
 
 pub const SCHEMA_VERSION: i64 = MIGRATIONS.len() as i64;

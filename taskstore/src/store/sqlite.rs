@@ -2,13 +2,14 @@
 
 use super::schema::{MIGRATIONS, SCHEMA_VERSION};
 use super::{
-    after_loss, carry_losses, loss, Access, Claim, Counts, Filter, Holder, ListSummary, Outcome,
-    OwnerChange, Pool, Release, Stalled, Store, Sync, Update,
+    after_loss, carry_losses, loss, plan_create, resolve_all, Access, Blocker, Claim, Counts,
+    Filter, Holder, ListSummary, Lookup, Outcome, OwnerChange, Pool, Release, Slot, Stalled, Store,
+    Sync, Update,
 };
 use crate::bail;
 use crate::error::{Cause, Error, Result};
 use crate::graph;
-use crate::model::{BlockerRef, ListId, NewTask, Status, StatusFilter, Task, TaskId};
+use crate::model::{ListId, NewTask, OnConflict, Status, StatusFilter, Task, TaskId};
 use crate::time::{duration_ms, now_ms};
 use rusqlite::config::DbConfig;
 use rusqlite::types::Value as Sql;
@@ -25,7 +26,7 @@ const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
 /// Columns read into a `Task`, in `task_from_row` order.
 const COLS: &str = "id, subject, description, active_form, status, owner, priority, metadata, \
     attempts, max_attempts, result, log, exit_code, claim_token, lease_until, \
-    created_at, updated_at, started_at, finished_at, holder_host, holder_pid, holder_start";
+    created_at, updated_at, started_at, finished_at, holder_host, holder_pid, holder_start, key";
 
 /// Pending tasks that (transitively) wait for a failed or cancelled task. Binds ?1 = list.
 const DEAD_CTE: &str = "WITH RECURSIVE dead(id) AS ( \
@@ -280,6 +281,7 @@ fn task_from_row(r: &Row, list: &ListId) -> rusqlite::Result<Task> {
     Ok(Task {
         id: TaskId(r.get(0)?),
         list: list.to_string(),
+        key: r.get(22)?,
         subject: r.get(1)?,
         description: r.get(2)?,
         active_form: r.get(3)?,
@@ -415,6 +417,29 @@ fn one_task(conn: &Connection, lpk: i64, list: &ListId, id: TaskId) -> Result<Ta
     select_tasks(conn, lpk, list, &filter)?
         .pop()
         .ok_or_else(|| not_found(id, list))
+}
+
+/// The look-ups of [`plan_create`] and [`resolve_all`], in the write transaction.
+struct TxLookup<'a> {
+    conn: &'a Connection,
+    lpk: i64,
+}
+
+impl Lookup for TxLookup<'_> {
+    fn key(&mut self, key: &str) -> Result<Option<TaskId>> {
+        Ok(self
+            .conn
+            .prepare_cached("SELECT id FROM tasks WHERE list_id = ?1 AND key = ?2")?
+            .query_row(params![self.lpk, key], |r| Ok(TaskId(r.get(0)?)))
+            .optional()?)
+    }
+
+    fn exists(&mut self, id: TaskId) -> Result<bool> {
+        Ok(self
+            .conn
+            .prepare_cached("SELECT 1 FROM tasks WHERE list_id = ?1 AND id = ?2")?
+            .exists(params![self.lpk, id.0])?)
+    }
 }
 
 /// Add the edge "`blocked` waits for `blocker`", refusing self edges and cycles.
@@ -559,7 +584,12 @@ const UNCLAIMED: &str = "status = 'pending', claim_token = NULL, lease_until = N
     holder_host = NULL, holder_pid = NULL, holder_start = NULL, started_at = NULL, finished_at = NULL";
 
 impl Store for SqliteStore {
-    fn create(&mut self, list: &ListId, tasks: &[NewTask]) -> Result<Vec<TaskId>> {
+    fn create(
+        &mut self,
+        list: &ListId,
+        tasks: &[NewTask],
+        on_conflict: OnConflict,
+    ) -> Result<Vec<TaskId>> {
         graph::validate_batch(tasks)?;
         if tasks.is_empty() {
             return Ok(Vec::new());
@@ -570,42 +600,34 @@ impl Store for SqliteStore {
         }
         self.write(|tx| {
             let lpk = ensure_list(tx, list)?;
-            for t in tasks {
-                for b in &t.blocked_by {
-                    if let BlockerRef::Id(id) = b {
-                        let exists = tx
-                            .prepare_cached("SELECT 1 FROM tasks WHERE list_id = ?1 AND id = ?2")?
-                            .exists(params![lpk, id.0])?;
-                        if !exists {
-                            bail!(
-                                not_found,
-                                "{}blocker {id} not found in list '{list}'",
-                                t.origin_prefix()
-                            );
-                        }
-                    }
-                }
-            }
-            let n = tasks.len() as i64;
-            let last: i64 = tx.query_row(
-                "UPDATE lists SET last_id = last_id + ?2 WHERE id = ?1 RETURNING last_id",
-                params![lpk, n],
-                |r| r.get(0),
-            )?;
-            let first = last - n + 1;
+            // Checking a key and inserting it in one IMMEDIATE transaction: no other
+            // writer can insert the same key in between.
+            let plan = plan_create(&mut TxLookup { conn: tx, lpk }, list, tasks, on_conflict)?;
+            let n = plan.new.len() as i64;
+            let first = if n == 0 {
+                0
+            } else {
+                let last: i64 = tx.query_row(
+                    "UPDATE lists SET last_id = last_id + ?2 WHERE id = ?1 RETURNING last_id",
+                    params![lpk, n],
+                    |r| r.get(0),
+                )?;
+                last - n + 1
+            };
             let now = now_ms();
             let mut insert = tx.prepare_cached(
-                "INSERT INTO tasks (list_id, id, subject, description, active_form, owner, priority, \
-                 metadata, max_attempts, created_at, updated_at) VALUES (?1,?2,?3,?4,?5,?6,?7,?8,?9,?10,?10)",
+                "INSERT INTO tasks (list_id, id, key, subject, description, active_form, owner, priority, \
+                 metadata, max_attempts, created_at, updated_at) VALUES (?1,?2,?3,?4,?5,?6,?7,?8,?9,?10,?11,?11)",
             )?;
             let mut edge = tx.prepare_cached(
                 "INSERT OR IGNORE INTO edges (list_id, blocker, blocked) VALUES (?1, ?2, ?3)",
             )?;
-            for (i, t) in tasks.iter().enumerate() {
-                let id = first + i as i64;
+            for (n, &i) in plan.new.iter().enumerate() {
+                let t = &tasks[i];
                 insert.execute(params![
                     lpk,
-                    id,
+                    first + n as i64,
+                    t.key,
                     t.subject,
                     t.description,
                     t.active_form,
@@ -616,16 +638,23 @@ impl Store for SqliteStore {
                     now
                 ])?;
             }
-            for (i, t) in tasks.iter().enumerate() {
-                for b in &t.blocked_by {
+            for (n, blockers) in plan.blockers.iter().enumerate() {
+                for b in blockers {
                     let blocker = match *b {
-                        BlockerRef::Id(id) => id.0,
-                        BlockerRef::Record(j) => first + j as i64,
+                        Blocker::Task(id) => id.0,
+                        Blocker::New(j) => first + j as i64,
                     };
-                    edge.execute(params![lpk, blocker, first + i as i64])?;
+                    edge.execute(params![lpk, blocker, first + n as i64])?;
                 }
             }
-            Ok((first..=last).map(TaskId).collect())
+            Ok(plan
+                .slots
+                .iter()
+                .map(|slot| match *slot {
+                    Slot::Existing(id) => id,
+                    Slot::New(n) => TaskId(first + n as i64),
+                })
+                .collect())
         })
     }
 
@@ -724,6 +753,11 @@ impl Store for SqliteStore {
         self.write(|tx| {
             let lpk = list_pk(tx, list)?.ok_or_else(|| not_found(ids[0], list))?;
             let now = now_ms();
+            let mut look = TxLookup { conn: tx, lpk };
+            let add_blocked_by = resolve_all(&mut look, list, &u.add_blocked_by)?;
+            let add_blocks = resolve_all(&mut look, list, &u.add_blocks)?;
+            let remove_blocked_by = resolve_all(&mut look, list, &u.remove_blocked_by)?;
+            let remove_blocks = resolve_all(&mut look, list, &u.remove_blocks)?;
             for &id in &ids {
                 let (current, owner, meta) = status_owner(tx, lpk, list, id)?;
                 check_if_status(id, current, &u.if_status)?;
@@ -826,16 +860,16 @@ impl Store for SqliteStore {
                     sets.join(", ")
                 );
                 tx.execute(&sql, params_from_iter(args))?;
-                for &b in &u.add_blocked_by {
+                for &b in &add_blocked_by {
                     add_edge(tx, lpk, list, b, id)?;
                 }
-                for &b in &u.add_blocks {
+                for &b in &add_blocks {
                     add_edge(tx, lpk, list, id, b)?;
                 }
-                for &b in &u.remove_blocked_by {
+                for &b in &remove_blocked_by {
                     remove_edge(tx, lpk, b, id)?;
                 }
-                for &b in &u.remove_blocks {
+                for &b in &remove_blocks {
                     remove_edge(tx, lpk, id, b)?;
                 }
             }

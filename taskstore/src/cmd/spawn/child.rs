@@ -307,6 +307,7 @@ mod tests {
         Task {
             id: TaskId(7),
             list: "l".into(),
+            key: None,
             subject: "S {id}".into(),
             description: "$(rm -rf /)".into(),
             active_form: None,
