@@ -480,3 +480,340 @@ fn the_store_is_a_plain_sqlite_file_in_wal_mode() {
     );
     assert_eq!(lines[2], "a");
 }
+
+// ---------------------------------------------------------------------------------------
+// Keys: plans you can run twice
+
+/// `task-list --count --format json`'s total.
+fn total(s: &Store, args: &[&str]) -> u64 {
+    let mut all = vec!["--count", "--format", "json"];
+    all.extend_from_slice(args);
+    let v: Value = serde_json::from_str(&s.ok("task-list", all)).unwrap();
+    v["total"].as_u64().unwrap()
+}
+
+const PLAN: &str = r#"{"key":"build","subject":"Build","description":"cargo build"}
+{"key":"unit","subject":"Unit tests","blockedBy":["build"]}
+{"key":"e2e","subject":"End-to-end tests","blockedBy":["build"],"maxAttempts":2}
+{"key":"deploy","subject":"Deploy","blockedBy":["unit","e2e"]}
+"#;
+
+#[test]
+fn a_batch_run_twice_creates_its_tasks_once() {
+    let s = Store::new();
+    s.create("Unrelated", &[]);
+    let first = s.create_batch("plan.jsonl", PLAN, &[]);
+    assert_eq!(first, ["2", "3", "4", "5"]);
+    assert_eq!(total(&s, &[]), 5);
+    let snap = s.snapshot();
+    // The same file again: the same ids, in the same places, and nothing new.
+    let again = s.create_batch("plan.jsonl", PLAN, &[]);
+    assert_eq!(again, first);
+    assert_eq!(total(&s, &[]), 5);
+    assert_eq!(s.snapshot(), snap, "a re-run changed the store");
+    // As a JSON array and as CSV too; JSON output shows the existing tasks.
+    let array: Vec<Value> = PLAN
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let out = s.ok(
+        "task-create",
+        [
+            "--from",
+            s.file("plan.json", serde_json::to_string(&array).unwrap())
+                .to_str()
+                .unwrap(),
+            "--format",
+            "json",
+        ],
+    );
+    let shown: Vec<Value> = serde_json::from_str(&out).unwrap();
+    let ids: Vec<&str> = shown.iter().map(|t| t["id"].as_str().unwrap()).collect();
+    assert_eq!(ids, first);
+    assert_eq!(shown[3]["key"], "deploy");
+    assert_eq!(id_list(&shown[3]["blockedBy"]), ["3", "4"]);
+    let csv = "key,subject,blockedBy\nbuild,Build,\nunit,Unit tests,build\n";
+    assert_eq!(s.create_batch("plan.csv", csv, &[]), ["2", "3"]);
+    assert_eq!(s.snapshot(), snap);
+}
+
+#[test]
+fn a_grown_plan_adds_only_its_new_records() {
+    let s = Store::new();
+    let first = s.create_batch("plan.jsonl", PLAN, &[]);
+    // The plan grew (docs, waiting for build) and a record changed: existing keys are
+    // kept as they are (their fields and blockers are not applied), new ones created,
+    // and a reference to an existing record's key is to the existing task.
+    let grown =
+        format!("{PLAN}{{\"key\":\"docs\",\"subject\":\"Docs\",\"blockedBy\":[\"build\"]}}\n")
+            .replace(
+                "\"subject\":\"Deploy\"",
+                "\"subject\":\"Deploy NOW\",\"priority\":9",
+            );
+    let out = s.create_batch("grown.jsonl", &grown, &["--format", "jsonl"]);
+    let shown: Vec<Value> = out
+        .iter()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let ids: Vec<&str> = shown.iter().map(|t| t["id"].as_str().unwrap()).collect();
+    assert_eq!(ids[..4], first[..]);
+    assert_eq!(ids[4], "5");
+    assert_eq!(shown[3]["subject"], "Deploy");
+    assert_eq!(shown[3]["priority"], 0);
+    assert_eq!(shown[4]["key"], "docs");
+    assert_eq!(id_list(&shown[4]["blockedBy"]), ["1"]);
+    assert_eq!(id_list(&s.json("1")["blocks"]), ["2", "3", "5"]);
+    // A skipped record's blockers are not looked at: here one names a key no task has.
+    let skipped = "{\"key\":\"build\",\"subject\":\"Build\",\"blockedBy\":[\"gone\"]}\n";
+    assert_eq!(s.create_batch("skip.jsonl", skipped, &[]), ["1"]);
+    assert_eq!(total(&s, &[]), 5);
+}
+
+#[test]
+fn a_single_task_with_a_key() {
+    let s = Store::new();
+    assert_eq!(s.create("Build", &["--key", "build"]), "1");
+    assert_eq!(s.json("1")["key"], "build");
+    // Again, even with other fields: the existing id, nothing changed.
+    let snap = s.snapshot();
+    assert_eq!(s.create("Build it", &["--key", "build", "-p", "5"]), "1");
+    assert_eq!(s.snapshot(), snap);
+    // JSON output shows the existing task.
+    let out = s.ok(
+        "task-create",
+        ["Other", "--key", "build", "--format", "json"],
+    );
+    let shown: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(shown[0]["id"], "1");
+    assert_eq!(shown[0]["subject"], "Build");
+    // Blocked by a key, by an id, or both; a task without a key has key null.
+    assert_eq!(s.create("Lint", &[]), "2");
+    assert_eq!(s.json("2")["key"], Value::Null);
+    assert_eq!(s.create("Test", &["-b", "build"]), "3");
+    assert_eq!(id_list(&s.json("3")["blockedBy"]), ["1"]);
+    assert_eq!(s.create("Ship", &["-b", "build,#2", "--key", "ship"]), "4");
+    assert_eq!(id_list(&s.json("4")["blockedBy"]), ["1", "2"]);
+    // Keys are per list: the same key in another list is another task.
+    assert_eq!(s.create("Build", &["--key", "build", "--list", "b"]), "1");
+    assert_eq!(total(&s, &["--list", "b"]), 1);
+    assert_eq!(total(&s, &[]), 4);
+    // A deleted task's key is free again (its id is not).
+    s.ok("task-update", ["4", "--delete"]);
+    assert_eq!(s.create("Ship again", &["--key", "ship"]), "5");
+}
+
+#[test]
+fn key_conflicts_with_on_conflict_error() {
+    let s = Store::new();
+    s.create_batch("plan.jsonl", PLAN, &[]);
+    let snap = s.snapshot();
+    let r = s.exec(
+        "task-create",
+        ["Build", "--key", "build", "--on-conflict", "error"],
+    );
+    assert_failure(&r, "task-create", 4, &["key 'build'", "#1", "exists"]);
+    assert_eq!(s.snapshot(), snap);
+    // In a batch where the other records are new: all or nothing.
+    let batch = "{\"key\":\"new\",\"subject\":\"New\"}\n{\"key\":\"unit\",\"subject\":\"Unit\"}\n{\"subject\":\"Z\"}\n";
+    let path = s.file("conflict.jsonl", batch);
+    let r = s.exec(
+        "task-create",
+        ["--from", path.to_str().unwrap(), "--on-conflict=error"],
+    );
+    assert_failure(&r, "task-create", 4, &["line 2", "key 'unit'", "#2"]);
+    assert_eq!(s.snapshot(), snap);
+    // A batch of new keys is fine with --on-conflict error; the default prints the
+    // existing id; `existing` can be given.
+    let fresh = "{\"key\":\"x\",\"subject\":\"X\"}\n{\"key\":\"y\",\"subject\":\"Y\",\"blockedBy\":[\"x\",\"deploy\"]}\n";
+    assert_eq!(
+        s.create_batch("fresh.jsonl", fresh, &["--on-conflict", "error"]),
+        ["5", "6"]
+    );
+    assert_eq!(id_list(&s.json("6")["blockedBy"]), ["4", "5"]);
+    assert_eq!(
+        s.create_batch("fresh.jsonl", fresh, &["--on-conflict", "existing"]),
+        ["5", "6"]
+    );
+    // Two records with one key in one batch stay a usage error.
+    let dup = "{\"key\":\"q\",\"subject\":\"Q\"}\n{\"key\":\"q\",\"subject\":\"Q\"}\n";
+    let path = s.file("dup.jsonl", dup);
+    let r = s.exec("task-create", ["--from", path.to_str().unwrap()]);
+    assert_failure(&r, "task-create", 2, &["line 2", "duplicate key 'q'"]);
+}
+
+#[test]
+fn a_later_batch_refers_to_an_earlier_batchs_keys() {
+    let s = Store::new();
+    s.create_batch("plan.jsonl", PLAN, &[]);
+    let later = "{\"subject\":\"Bench\",\"blockedBy\":[\"build\"]}\n{\"subject\":\"Notes\",\"blockedBy\":[\"deploy\",1]}\n";
+    assert_eq!(s.create_batch("later.jsonl", later, &[]), ["5", "6"]);
+    assert_eq!(id_list(&s.json("5")["blockedBy"]), ["1"]);
+    assert_eq!(id_list(&s.json("6")["blockedBy"]), ["1", "4"]);
+    // CSV blockedBy takes keys of the list too.
+    let csv = "subject,blockedBy\nPackage,build;e2e\n";
+    assert_eq!(s.create_batch("later.csv", csv, &[]), ["7"]);
+    assert_eq!(id_list(&s.json("7")["blockedBy"]), ["1", "3"]);
+    // An unknown key: not found, naming the key and the line; nothing is created.
+    let snap = s.snapshot();
+    let bad = "{\"subject\":\"ok\"}\n{\"subject\":\"Bad\",\"blockedBy\":[\"build\",\"biuld\"]}\n";
+    let path = s.file("bad.jsonl", bad);
+    let r = s.exec("task-create", ["--from", path.to_str().unwrap()]);
+    assert_failure(
+        &r,
+        "task-create",
+        3,
+        &["line 2", "key 'biuld'", "not found"],
+    );
+    let r = s.exec("task-create", ["X", "-b", "biuld"]);
+    assert_failure(&r, "task-create", 3, &["key 'biuld'", "not found"]);
+    assert_eq!(s.snapshot(), snap);
+    assert_eq!(s.create("Next", &[]), "8", "a failed create used up ids");
+}
+
+#[test]
+fn keys_in_csv_and_json_output() {
+    let s = Store::new();
+    s.create_batch(
+        "plan.csv",
+        "key,subject\nbuild,Build\n,No key\n\"a, b\",Comma\n",
+        &[],
+    );
+    let out = s.ok("task-list", ["--format", "csv", "--fields", "id,key"]);
+    assert_eq!(out, "id,key\n1,build\n2,\n3,\"a, b\"\n");
+    let tasks = s.tasks(&[]);
+    assert_eq!(tasks[0]["key"], "build");
+    assert_eq!(tasks[1]["key"], Value::Null);
+    // `key` comes right after `list` in the JSON object.
+    let fields: Vec<&String> = tasks[0].as_object().unwrap().keys().take(3).collect();
+    assert_eq!(fields, ["id", "list", "key"]);
+    // Text output is unchanged: no key in it.
+    assert_eq!(s.ok("task-list", ["1"]), "#1 [pending] Build\n");
+}
+
+#[test]
+fn bad_keys_are_usage_errors() {
+    let s = Store::new();
+    s.create("Existing", &[]);
+    let snap = s.snapshot();
+    for (key, why) in [
+        ("", "empty"),
+        ("3", "task id"),
+        ("#3", "task id"),
+        ("line\nbreak", "control character"),
+        ("tab\there", "control character"),
+        (" padded", "white space"),
+    ] {
+        let quoted = format!("key '{}'", key.escape_debug());
+        let r = s.exec("task-create", ["X", "--key", key]);
+        assert_failure(&r, "task-create", 2, &["--key", &quoted, why]);
+        let line = serde_json::json!({"subject": "X", "key": key}).to_string();
+        let path = s.file("bad.jsonl", format!("{{\"subject\":\"ok\"}}\n{line}\n"));
+        let r = s.exec("task-create", ["--from", path.to_str().unwrap()]);
+        assert_failure(&r, "task-create", 2, &["line 2", &quoted, why]);
+    }
+    assert_eq!(s.snapshot(), snap);
+}
+
+/// Processes started together: each `sh -c SCRIPT` (with the binaries on PATH and `C` set
+/// to its number) waits for the file `go`, so they all start at once; their results.
+fn at_once(s: &Store, n: usize, script: &str) -> Vec<util::Run> {
+    let go = s.dir().join("go");
+    let _ = std::fs::remove_file(&go);
+    let gated = format!("while [ ! -e go ]; do :; done; {script}");
+    let children: Vec<_> = (0..n)
+        .map(|c| {
+            s.sh_cmd(&gated)
+                .env("C", c.to_string())
+                .stdout(std::process::Stdio::piped())
+                .stderr(std::process::Stdio::piped())
+                .spawn()
+                .expect("spawn sh")
+        })
+        .collect();
+    std::fs::write(&go, "").unwrap();
+    children
+        .into_iter()
+        .map(|c| util::Run::from_output(&c.wait_with_output().expect("wait")))
+        .collect()
+}
+
+#[test]
+fn concurrent_creators_of_one_key_make_one_task() {
+    let s = Store::new();
+    for round in 0..5 {
+        let key = format!("same-{round}");
+        let runs = at_once(&s, 8, &format!("exec task-create --key {key} \"X by $C\""));
+        let ids: Vec<String> = runs.into_iter().map(|r| r.success()).collect();
+        assert!(ids.iter().all(|id| *id == ids[0]), "{key}: {ids:?}");
+        assert_eq!(ids[0].trim(), (round + 1).to_string());
+        assert_eq!(total(&s, &[]), round as u64 + 1, "{key}");
+    }
+    // A whole plan, eight times at once: each task once, every run printed its ids.
+    let plan = s.file("plan.jsonl", PLAN);
+    let runs = at_once(
+        &s,
+        8,
+        &format!("exec task-create --from {}", plan.display()),
+    );
+    let outs: Vec<String> = runs.into_iter().map(|r| r.success()).collect();
+    assert!(outs.iter().all(|o| *o == outs[0]), "{outs:?}");
+    assert_eq!(outs[0], "6\n7\n8\n9\n");
+    assert_eq!(total(&s, &[]), 9);
+    assert_eq!(id_list(&s.json("9")["blockedBy"]), ["7", "8"]);
+}
+
+#[test]
+fn a_version_1_store_is_upgraded_and_keeps_its_tasks() {
+    let s = Store::new();
+    // A store as a binary of schema version 1 left it: migration 1, two tasks, an edge.
+    let script = "import sqlite3, sys\n\
+        c = sqlite3.connect(sys.argv[1])\n\
+        c.execute('pragma journal_mode = wal')\n\
+        c.executescript(sys.argv[2])\n\
+        c.executescript('''\n\
+          INSERT INTO lists (id, name, last_id, created_at) VALUES (1, 'default', 2, 0);\n\
+          INSERT INTO tasks (list_id, id, subject, created_at, updated_at)\n\
+            VALUES (1, 1, 'old build', 0, 0), (1, 2, 'old test', 0, 0);\n\
+          INSERT INTO edges (list_id, blocker, blocked) VALUES (1, 1, 2);\n\
+          PRAGMA user_version = 1;''')\n\
+        c.close()\n";
+    let py = |args: &[&str]| {
+        let out = std::process::Command::new("python3")
+            .arg("-c")
+            .args(args)
+            .output()
+            .expect("run python3");
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout).unwrap()
+    };
+    py(&[
+        script,
+        s.db().to_str().unwrap(),
+        taskstore::store::MIGRATIONS[0],
+    ]);
+    // Read first (a reader upgrades it too), then use keys on it.
+    let old = s.json("2");
+    assert_eq!(old["subject"], "old test");
+    assert_eq!(old["key"], Value::Null);
+    assert_eq!(id_list(&old["blockedBy"]), ["1"]);
+    assert_eq!(s.create("Deploy", &["--key", "deploy", "-b", "2"]), "3");
+    assert_eq!(s.create("Deploy", &["--key", "deploy"]), "3");
+    s.ok("task-update", ["1", "--add-blocks", "deploy"]);
+    assert_eq!(id_list(&s.json("3")["blockedBy"]), ["1", "2"]);
+    assert_eq!(total(&s, &[]), 3);
+    let version = py(&[
+        "import sqlite3, sys\n\
+         c = sqlite3.connect(sys.argv[1])\n\
+         print(c.execute('pragma user_version').fetchone()[0])\n\
+         print(c.execute('select key from tasks where id = 3').fetchone()[0])\n",
+        s.db().to_str().unwrap(),
+    ]);
+    assert_eq!(
+        version,
+        format!("{}\ndeploy\n", taskstore::store::SCHEMA_VERSION)
+    );
+}

@@ -15,7 +15,7 @@ use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::path::Path;
 use std::process::Stdio;
 use std::time::{Duration, Instant};
-use util::{assert_failure, Run, Store};
+use util::{assert_failure, id_list, Run, Store};
 
 // ---------------------------------------------------------------------------------
 // The table runner
@@ -1060,18 +1060,18 @@ fn shell_and_sql_text_round_trips_through_flags_and_updates() {
         // Filters take the text as a value, never as a pattern or SQL.
         assert_eq!(
             s.ids(&[&format!("--owner={t}")]),
-            vec![id.clone()],
+            vec![id.as_str()],
             "--owner {t:?}"
         );
         assert_eq!(
             s.ids(&[&format!("--meta=k={t}")]),
-            vec![id.clone()],
+            vec![id.as_str()],
             "--meta k={t:?}"
         );
         if !t.contains('=') {
             assert_eq!(
                 s.ids(&[&format!("--meta={t}=v")]),
-                vec![id.clone()],
+                vec![id.as_str()],
                 "--meta {t:?}=v"
             );
         }
@@ -1208,6 +1208,65 @@ fn shell_and_sql_text_round_trips_through_batches() {
         }
     }
     assert_never_interpreted(&s, 4 * texts.len());
+}
+
+/// Hostile text as a key: kept byte for byte and found again (by `--key`, by `-b`, by a
+/// batch's `blockedBy`), unless it holds a control character or white space at an end,
+/// which no key may (exit 2, nothing created).
+#[test]
+fn shell_and_sql_text_as_keys() {
+    let s = Store::new();
+    let texts = hostile_texts(s.dir());
+    let mut made = 0;
+    for t in &texts {
+        let bad = t.chars().any(char::is_control) || t.trim() != t;
+        // `--key=VALUE`: text starting with '-' is a value.
+        let key_flag = format!("--key={t}");
+        let r = s.exec("task-create", [key_flag.as_str(), "--", "keyed"]);
+        if bad {
+            assert_failure(&r, "task-create", 2, &["--key", "invalid key"]);
+            continue;
+        }
+        let id = r.success().trim().to_string();
+        made += 1;
+        assert_eq!(s.json(&id)["key"], json!(t), "key of {t:?}");
+        // The same key again: the same task.
+        let again = s.ok("task-create", [key_flag.as_str(), "--", "again"]);
+        assert_eq!(again.trim(), id, "{t:?}");
+        // Found as a blocker: from a batch (exactly), and from -b unless the text holds
+        // a comma (-b takes a comma-separated list).
+        let line = json!({"subject": "waits", "blockedBy": [t]}).to_string();
+        let ids = s.create_batch("refs.jsonl", &format!("{line}\n"), &[]);
+        made += 1;
+        assert_eq!(
+            id_list(&s.json(&ids[0])["blockedBy"]),
+            [id.as_str()],
+            "{t:?}"
+        );
+        if !t.contains(',') {
+            let blocked = s.create("waits too", &[&format!("--blocked-by={t}")]);
+            made += 1;
+            assert_eq!(
+                id_list(&s.json(&blocked)["blockedBy"]),
+                [id.as_str()],
+                "{t:?}"
+            );
+        }
+    }
+    assert!(made > texts.len(), "too few texts made a valid key");
+    // The CSV output gives every key back.
+    let keys: Vec<Value> = csv_maps(&s, "default")
+        .into_iter()
+        .filter_map(|m| m.get("key").cloned())
+        .filter(|k| k != "")
+        .collect();
+    let want: Vec<Value> = texts
+        .iter()
+        .filter(|t| !t.chars().any(char::is_control) && t.trim() == t.as_str())
+        .map(|t| json!(t))
+        .collect();
+    assert_eq!(keys, want);
+    assert_never_interpreted(&s, made);
 }
 
 #[test]

@@ -148,6 +148,60 @@ fn edges_stay_consistent_on_both_tasks() {
 }
 
 #[test]
+fn edges_by_key() {
+    let s = Store::new();
+    s.create("Build", &["--key", "build"]); // 1
+    s.create("Lint", &["--key", "lint"]); // 2
+    s.create("Docs", &[]); // 3
+    s.create("Notes", &[]); // 4
+    s.create("Test", &["--key", "test"]); // 5
+    s.ok("task-update", ["5", "--add-blocked-by", "build"]);
+    assert_eq!(id_list(&s.json("5")["blockedBy"]), ["1"]);
+    assert_eq!(id_list(&s.json("1")["blocks"]), ["5"]);
+    // Keys and ids mix in one list.
+    s.ok("task-update", ["5", "--add-blocked-by", "lint,#3"]);
+    assert_eq!(id_list(&s.json("5")["blockedBy"]), ["1", "2", "3"]);
+    s.ok("task-update", ["5", "--remove-blocked-by", "build"]);
+    assert_eq!(id_list(&s.json("5")["blockedBy"]), ["2", "3"]);
+    assert_eq!(id_list(&s.json("1")["blocks"]), Vec::<String>::new());
+    // The other direction.
+    s.ok("task-update", ["1", "--add-blocks", "test,4"]);
+    assert_eq!(id_list(&s.json("1")["blocks"]), ["4", "5"]);
+    s.ok("task-update", ["1", "--remove-blocks", "test"]);
+    assert_eq!(id_list(&s.json("1")["blocks"]), ["4"]);
+
+    // An unknown key, in any of the four flags: exit 3 naming it, nothing changed
+    // (also not the edges named before it, nor the other edits).
+    s.create("Elsewhere", &["--key", "far", "--list", "other"]);
+    let snap = s.snapshot();
+    for flag in [
+        "--add-blocked-by",
+        "--remove-blocked-by",
+        "--add-blocks",
+        "--remove-blocks",
+    ] {
+        let r = s.exec("task-update", ["4", flag, "lint,nope", "-p", "7"]);
+        assert_failure(&r, "task-update", 3, &["key 'nope'", "'default'"]);
+    }
+    // A key of another list is unknown here.
+    let r = s.exec("task-update", ["4", "--add-blocked-by", "far"]);
+    assert_failure(&r, "task-update", 3, &["key 'far'"]);
+    // A key shaped like nothing a key may be is a usage error.
+    let r = s.exec("task-update", ["4", "--add-blocked-by", "a\nb"]);
+    assert_failure(&r, "task-update", 2, &["--add-blocked-by", "key 'a\\nb'"]);
+    // A cycle through keys is refused like one through ids (#1 blocks #4).
+    let r = s.exec("task-update", ["1", "--add-blocked-by", "4"]);
+    assert_failure(&r, "task-update", 2, &["cycle"]);
+    assert_eq!(s.snapshot(), snap);
+    s.create("Wait", &["--key", "wait", "-b", "4"]); // 6
+    let r = s.exec("task-update", ["1", "--add-blocked-by", "wait"]);
+    assert_failure(&r, "task-update", 2, &["cycle", "#6", "#1"]);
+    // The tasks to change are ids; a key there is not taken.
+    let r = s.exec("task-update", ["build", "-p", "1"]);
+    assert_failure(&r, "task-update", 2, &["'build'", "task id"]);
+}
+
+#[test]
 fn stores_the_result_from_text_and_stdin() {
     let s = Store::new();
     s.create("a", &[]);

@@ -16,7 +16,8 @@ use serde_json::Value;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-pub use schema::SCHEMA_VERSION;
+/// `MIGRATIONS[N - 1]` is migration N, for tests that build a store of an older version.
+pub use schema::{MIGRATIONS, SCHEMA_VERSION};
 
 /// Which tasks to return. Empty vectors mean "no restriction".
 #[derive(Debug, Clone, Default)]
