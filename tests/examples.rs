@@ -109,27 +109,39 @@ fn specialised_pools_take_only_their_tasks() {
 fn cron_ticks_take_ten_tasks_each() {
     let s = Store::new();
     let out = run_example(&s, "cron-tick.sh");
+    // Every tick planned again: still 25 tasks, each run once.
     assert_eq!(
         out,
-        "tick 1: 10 completed\ntick 2: 20 completed\ntick 3: 25 completed\n"
+        "tick 1: 10 of 25 completed\ntick 2: 20 of 25 completed\ntick 3: 25 of 25 completed\n"
     );
 }
 
 #[test]
 fn makefile_fans_out_and_in() {
     let s = Store::new();
-    let r = s.sh(&format!("make -s -f {} report", example("Makefile")));
-    let out = r.expect_code(0).stdout;
+    let make = format!("make -s -f {} report", example("Makefile"));
+    let out = s.sh(&make).expect_code(0).stdout;
     assert!(out.contains("pending 3"), "{out}");
     assert!(out.contains("## 3 tasks: 3 completed"), "{out}");
     assert!(out.contains("> checked lint b.c"), "{out}");
+    // Again: the plan finds its three tasks (all completed), so nothing runs twice.
+    let out = s.sh(&make).expect_code(0).stdout;
+    assert!(out.contains("pending 0"), "{out}");
+    assert!(out.contains("## 3 tasks: 3 completed"), "{out}");
+    let lists: serde_json::Value =
+        serde_json::from_str(&s.ok("task-list", ["--lists", "--format", "json"])).unwrap();
+    assert_eq!(lists[0]["total"], 3, "{lists}");
+    assert_eq!(lists[0]["completed"], 3, "{lists}");
 }
 
 #[test]
 fn crontab_line_names_real_flags() {
-    // The crontab line is not run (it needs cron); check its worker-spawn flags parse.
+    // The crontab lines are not run (they need cron); check their flags parse.
     let line = std::fs::read_to_string(example("crontab.txt")).unwrap();
-    let cmd = line.lines().find(|l| !l.starts_with('#')).unwrap();
+    let cmd = line
+        .lines()
+        .find(|l| !l.starts_with('#') && l.contains("worker-spawn"))
+        .unwrap();
     let args = cmd.split("worker-spawn ").nth(1).unwrap();
     let flags: Vec<&str> = args
         .split(" -- ")
@@ -142,4 +154,23 @@ fn crontab_line_names_real_flags() {
     let mut all = flags.clone();
     all.extend(["--", "true"]);
     s.exec("worker-spawn", all).expect_code(0);
+    // The planning line: its task-create, fed a night's plan twice, creates it once.
+    let plan = line
+        .lines()
+        .find(|l| !l.starts_with('#') && l.contains("task-create"))
+        .unwrap();
+    let args: Vec<&str> = plan
+        .split("task-create ")
+        .nth(1)
+        .unwrap()
+        .split(" >")
+        .next()
+        .unwrap()
+        .split_whitespace()
+        .collect();
+    let night = "{\"key\":\"2026-11-25 backup\",\"subject\":\"backup\"}\n\
+                 {\"key\":\"2026-11-25 reindex\",\"subject\":\"reindex\"}\n";
+    let first = s.exec_stdin("task-create", &args, night).success();
+    assert_eq!(first, "1\n2\n");
+    assert_eq!(s.exec_stdin("task-create", &args, night).success(), first);
 }
