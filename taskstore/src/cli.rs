@@ -162,7 +162,7 @@ Examples:
   task-create --from plan.jsonl --on-conflict error   # exit 4 if any key exists
   task-create --from tasks.csv --format json";
 
-/// Add one task, or a batch of tasks atomically, and print the new ids.
+/// Add one task, or a batch of tasks atomically, and print their ids (for a key that exists, its task's).
 #[derive(Debug, Parser)]
 #[command(
     name = "task-create",
