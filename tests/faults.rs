@@ -392,10 +392,11 @@ fn every_kind_of_writer_at_once_leaves_a_consistent_store() {
             i=$((i + 1))
             old=$((i % 50 + 1))
             if [ $((i % 3)) -eq 0 ]; then
+                # Keys name tasks in the list, so each batch has its own.
                 printf '%s\n' \
-                    "{\"key\":\"a\",\"subject\":\"c$C batch $i a\"}" \
-                    "{\"subject\":\"c$C batch $i c\",\"blockedBy\":[\"b\",\"a\",$old]}" \
-                    "{\"key\":\"b\",\"subject\":\"c$C batch $i b\",\"blockedBy\":[\"a\"],\"metadata\":{\"creator\":$C}}" \
+                    "{\"key\":\"a$C.$i\",\"subject\":\"c$C batch $i a\"}" \
+                    "{\"subject\":\"c$C batch $i c\",\"blockedBy\":[\"b$C.$i\",\"a$C.$i\",$old]}" \
+                    "{\"key\":\"b$C.$i\",\"subject\":\"c$C batch $i b\",\"blockedBy\":[\"a$C.$i\"],\"metadata\":{\"creator\":$C}}" \
                     > "batch.$C"
                 task-create --from "batch.$C" || exit 9
             else
