@@ -2,7 +2,7 @@
 //! batches (random subjects, a random dependency DAG, records in any order, as JSON
 //! lines, a JSON array or CSV) parse to the same records with every blocker resolved;
 //! a batch with a cycle is always refused, naming a record on a cycle; durations,
-//! task ids and list ids are accepted exactly when they should be.
+//! task ids, references (id or key) and list ids are accepted exactly when they should be.
 //!
 //! Cases per property: 256, or `PROPTEST_CASES` when set.
 
@@ -12,7 +12,8 @@ use std::time::Duration;
 use taskstore::batch;
 use taskstore::graph::validate_batch;
 use taskstore::model::{
-    parse_duration, parse_limit, parse_meta, BlockerRef, ListId, NewTask, TaskId,
+    check_key, parse_duration, parse_limit, parse_meta, BlockerRef, ListId, NewTask, TaskId,
+    TaskRef,
 };
 use taskstore::Kind;
 
@@ -120,8 +121,12 @@ fn dag(max: usize, csv_keys: bool) -> impl Strategy<Value = (Vec<Rec>, Vec<usize
                     proptest::collection::vec(1..5i64, 0..2),
                 )
                     .prop_map(move |(k, subject, description, after, ids)| Rec {
-                        // Unique, and never shaped like a task id.
-                        key: format!("{k}-{i}"),
+                        // Unique, and a valid key: never shaped like a task id (no
+                        // leading '#'), no white space at either end.
+                        key: format!(
+                            "{}-{i}",
+                            k.trim_start_matches(|c: char| c == '#' || c.is_whitespace())
+                        ),
                         subject,
                         description,
                         after: if i == 0 { Vec::new() } else { after },
@@ -368,6 +373,37 @@ proptest! {
             Err(e) => {
                 prop_assert_eq!(None, model, "refused {:?}", s);
                 prop_assert!(e.message.contains(&format!("'{s}'")), "{}", e.message);
+            }
+        }
+    }
+
+    /// A reference (`-b`, `--add-blocked-by`) is an id when shaped like one (digits, or
+    /// '#' first), parsed as a task id; else a key, kept exactly, when a valid key: not
+    /// empty, no control character, no white space at either end. Never both.
+    #[test]
+    fn references_are_ids_or_keys_never_both(s in prop_oneof![
+        texty(),
+        "#?[0-9]{0,22}",
+        "[ #a-z0-9\t\n-]{0,6}",
+    ]) {
+        let id_shaped = s.starts_with('#') || (!s.is_empty() && s.bytes().all(|b| b.is_ascii_digit()));
+        let key_ok = !id_shaped
+            && !s.is_empty()
+            && !s.chars().any(char::is_control)
+            && s.trim() == s;
+        prop_assert_eq!(check_key(&s).is_ok(), key_ok, "{:?}", s);
+        match s.parse::<TaskRef>() {
+            Ok(TaskRef::Id(id)) => {
+                prop_assert!(id_shaped, "{:?} became an id", s);
+                prop_assert_eq!(s.parse::<TaskId>().ok(), Some(id));
+            }
+            Ok(TaskRef::Key(k)) => {
+                prop_assert!(key_ok, "{:?} became a key", s);
+                prop_assert_eq!(k, s);
+            }
+            Err(e) => {
+                prop_assert_eq!(e.kind, Kind::Usage);
+                prop_assert!(!key_ok && (!id_shaped || s.parse::<TaskId>().is_err()), "{:?} refused", s);
             }
         }
     }
