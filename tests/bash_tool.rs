@@ -279,7 +279,15 @@ fn a_detached_pool_outlives_the_calling_process_group() {
 fn stop_hands_the_running_tasks_back_and_ends_the_pool() {
     let s = Store::new();
     let (mut shell, pid) = detached_pool(&s, 6, &[]);
-    wait_until(DEADLINE, || s.ids(&["-s", "in_progress"]).len() == 4);
+    let pids = || -> Vec<u32> {
+        std::fs::read_to_string(s.dir().join("pids"))
+            .unwrap_or_default()
+            .lines()
+            .map(|l| l.parse().unwrap())
+            .collect()
+    };
+    // Four commands running (each wrote its pid).
+    wait_until(DEADLINE, || pids().len() == 4);
     let r = s.exec("worker-spawn", ["--stop"]);
     assert_eq!(r.code, 0, "{r:?}");
     assert!(
@@ -295,13 +303,8 @@ fn stop_hands_the_running_tasks_back_and_ends_the_pool() {
         assert_eq!(t["status"], "pending", "{t}");
         assert_eq!(t["attempts"], 0, "{t}");
     }
-    let pids: Vec<u32> = std::fs::read_to_string(s.dir().join("pids"))
-        .unwrap()
-        .lines()
-        .map(|l| l.parse().unwrap())
-        .collect();
-    assert_eq!(pids.len(), 4);
-    for p in pids {
+    assert_eq!(pids().len(), 4, "no command started after --stop");
+    for p in pids() {
         wait_until(DEADLINE, || procs::group_gone(p));
     }
     assert_eq!(s.ok("task-list", ["--workers"]), "");

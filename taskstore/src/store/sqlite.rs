@@ -112,9 +112,26 @@ impl SqliteStore {
 
     fn migrate(&mut self) -> Result<()> {
         // WAL is a property of the file; it cannot be switched inside a transaction.
-        let mode: String = self
-            .conn
-            .query_row("PRAGMA journal_mode = WAL", [], |r| r.get(0))?;
+        // Switching needs the file to itself, and SQLite answers "locked" at once —
+        // without its busy handler — while another process that opens a new store at the
+        // same moment holds it: retry within the busy timeout.
+        let start = std::time::Instant::now();
+        let mode: String = loop {
+            match self
+                .conn
+                .query_row("PRAGMA journal_mode = WAL", [], |r| r.get(0))
+            {
+                Err(e)
+                    if matches!(
+                        e.sqlite_error_code(),
+                        Some(ErrorCode::DatabaseBusy | ErrorCode::DatabaseLocked)
+                    ) && start.elapsed() < BUSY_TIMEOUT =>
+                {
+                    std::thread::sleep(Duration::from_millis(2));
+                }
+                other => break other?,
+            }
+        };
         if !mode.eq_ignore_ascii_case("wal") {
             bail!(
                 store,
