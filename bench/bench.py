@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """parallel-tasks benchmarks: whole-process costs side by side with their baselines.
 
-Usage: bench/bench.py [--quick] [calls] [batch] [scale] [wait] [workers]   (default: all)
+Usage: bench/bench.py [--quick] [calls] [profile] [batch] [scale] [wait] [workers]   (default: all)
 Builds the release binaries first (cargo build --release). `--quick` runs every
 benchmark with a few iterations and small inputs: a smoke run (CI runs it so that the
 benchmarks cannot rot); its figures mean nothing. Every figure is a median
@@ -17,7 +17,16 @@ import tempfile
 import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-BIN = os.path.join(ROOT, "target", "release")
+
+
+def host_tuple():
+    out = subprocess.run(["rustc", "-vV"], capture_output=True, text=True, check=True).stdout
+    return next(l.split(": ", 1)[1] for l in out.splitlines() if l.startswith("host: "))
+
+
+# .cargo/config.toml builds for the host tuple by name, so release binaries land in
+# target/<host>/release.
+BIN = os.path.join(ROOT, "target", host_tuple(), "release")
 
 
 def build():
@@ -223,11 +232,78 @@ def bench_workers(n=2000, jobs=4, rounds=3):
     print()
 
 
-BENCHES = {"calls": bench_calls, "batch": bench_batch, "scale": bench_scale, "wait": bench_wait,
+def bench_profile(rounds=200):
+    """Where one call's time goes, phase by phase: each phase is the difference between
+    two variants of the real binary (built with the `probe` feature, `TASK_PROBE_EXIT=PHASE`
+    exits right after that phase), interleaved, medians. Beside them the floor: the
+    smallest program opening the store the same way and inserting one row (or reading
+    100), /bin/true, and the sqlite3 CLI doing the same work when it is installed."""
+    import shutil
+    probe_dir = os.path.join(ROOT, "target", "probe")
+    subprocess.run(["cargo", "build", "--release", "--quiet", "--features", "probe",
+                    "--target-dir", probe_dir], cwd=ROOT, check=True)
+    subprocess.run(["cargo", "build", "--release", "--quiet", "--example", "floor", "-p", "taskstore"],
+                   cwd=ROOT, check=True)
+    pbin = os.path.join(probe_dir, host_tuple(), "release")
+    floor = os.path.join(BIN, "examples", "floor")
+    phases = ["start", "parse", "open", "statement", "commit", None]
+    with tempfile.TemporaryDirectory() as d:
+        db = os.path.join(d, "tasks.db")
+        env = env_for(db)
+        lines = os.path.join(d, "100.jsonl")
+        create_lines(lines, 100)
+        run([tool("task-create"), "--from", lines], env)
+        calls = {"task-create SUBJECT": ["task-create", "x"],
+                 "task-update --claim": ["task-update", "--claim", "--owner", "p"],
+                 "task-list (100 tasks)": ["task-list", "--limit", "100"]}
+        samples = {(c, p): [] for c in calls for p in phases}
+        base = {"/bin/true": [], "floor: insert one row": [], "floor: read 100 rows": []}
+        sqlite3 = shutil.which("sqlite3")
+        if sqlite3:
+            base["sqlite3 CLI: insert one row"] = []
+            base["sqlite3 CLI: select 100 rows"] = []
+        ins = ("BEGIN IMMEDIATE; UPDATE lists SET last_id = last_id + 1 WHERE name = 'bench'; "
+               "INSERT INTO tasks (list_id, id, subject, created_at, updated_at) SELECT id, last_id, "
+               "'cli', 0, 0 FROM lists WHERE name = 'bench'; COMMIT;")
+        sel = ("SELECT t.id, t.subject, t.status, t.owner FROM tasks t JOIN lists l ON l.id = t.list_id "
+               "WHERE l.name = 'bench' ORDER BY t.id LIMIT 100;")
+        for i in range(rounds):
+            for name, argv in calls.items():
+                for ph in phases:
+                    e = dict(env)
+                    if ph:
+                        e["TASK_PROBE_EXIT"] = ph
+                    samples[(name, ph)].append(spawn_once([os.path.join(pbin, argv[0])] + argv[1:], e)[0])
+            base["/bin/true"].append(spawn_once(["/bin/true"], env)[0])
+            base["floor: insert one row"].append(spawn_once([floor], env)[0])
+            base["floor: read 100 rows"].append(spawn_once([floor, "read"], env)[0])
+            if sqlite3:
+                base["sqlite3 CLI: insert one row"].append(spawn_once([sqlite3, db, ins], env)[0])
+                base["sqlite3 CLI: select 100 rows"].append(spawn_once([sqlite3, db, sel], env)[0])
+            # Untimed: keep about 100 tasks, none held.
+            run([tool("task-update"), "--release", *run([tool("task-list"), "-s", "in_progress",
+                 "--format", "ids"], env).stdout.split()], env)
+        true_ms = median_ms(base["/bin/true"])
+        print(f"## start-up profile ({rounds} runs each, medians; ms, and x /bin/true)")
+        names = ["exec+load", "parse args", "open+pragmas+schema", "statement", "commit", "close+exit"]
+        print(f"{'call':<24}" + "".join(f"{n:>21}" for n in names) + f"{'whole':>14}")
+        for c in calls:
+            cum = [median_ms(samples[(c, p)]) for p in phases]
+            parts = [cum[0]] + [max(cum[k] - cum[k - 1], 0.0) for k in range(1, len(cum))]
+            print(f"{c:<24}" + "".join(f"{v:>21.3f}" for v in parts)
+                  + f"{cum[-1]:>8.3f} {cum[-1] / true_ms:>4.2f}x")
+        for name, v in base.items():
+            print(f"{name:<30} {median_ms(v):>8.3f} ms {median_ms(v) / true_ms:>6.2f}x")
+        if not sqlite3:
+            print("sqlite3 CLI not installed: its rows are left out (apt-get install sqlite3)")
+        print()
+
+
+BENCHES = {"calls": bench_calls, "profile": bench_profile, "batch": bench_batch, "scale": bench_scale, "wait": bench_wait,
            "workers": bench_workers}
 
 # --quick: the same code paths with a few iterations and small inputs.
-QUICK = {"calls": {"rounds": 5}, "batch": {"n": 1000, "rounds": 1},
+QUICK = {"calls": {"rounds": 5}, "profile": {"rounds": 3}, "batch": {"n": 1000, "rounds": 1},
          "scale": {"small": 100, "large": 1000, "rounds": 5}, "wait": {"rounds": 3, "idle_cpu": 1.0},
          "workers": {"n": 100, "rounds": 1}}
 

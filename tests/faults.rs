@@ -1091,12 +1091,15 @@ fn small_store() -> Store {
 }
 
 /// Bring the store to its clean resting state without changing what it holds: a
-/// writer (a claim in a list that does not exist: nothing to claim, nothing written)
-/// checkpoints on close and removes `-wal` and `-shm`; readers leave them.
+/// writer under TASK_SYNC=full (a claim in a list that does not exist: nothing to claim,
+/// nothing written) checkpoints on close and removes `-wal` and `-shm`; readers, and
+/// writers under the default TASK_SYNC=normal, leave them.
 fn settle(s: &Store) {
-    let r = s.exec(
+    let r = s.exec_with(
         "task-update",
         ["--claim", "--owner", "settle", "--list", "zz-none"],
+        &[("TASK_SYNC", "full")],
+        None,
     );
     assert_eq!(r.code, 1, "{r:?}");
     assert_eq!(
@@ -1399,4 +1402,75 @@ fn task_wait_and_worker_spawn_refuse_a_broken_store_too() {
     assert_eq!(std::fs::read_dir(&dir).unwrap().count(), 0);
     assert_eq!(std::fs::read(&garbage).unwrap(), vec![0x5a; 8192]);
     assert_eq!(std::fs::read(newer.db()).unwrap(), newer_bytes);
+}
+
+// ---------------------------------------------------------------------------------------
+// Durability without a checkpoint at every call
+
+fn wal_size(s: &Store) -> Option<u64> {
+    let mut wal = s.db().as_os_str().to_owned();
+    wal.push("-wal");
+    std::fs::metadata(std::path::PathBuf::from(wal))
+        .ok()
+        .map(|m| m.len())
+}
+
+/// Under TASK_SYNC=normal no call checkpoints the WAL into the database at close (that
+/// costs fsyncs); a writer that finds the WAL past 256 KiB truncates it. So the WAL
+/// stays between calls and stays bounded. Under TASK_SYNC=full a writer still
+/// checkpoints at close, as before.
+#[test]
+fn the_wal_stays_between_calls_and_bounded() {
+    let s = Store::new();
+    s.create("first", &[]);
+    let r = s.sh("pad=$(printf '%0600d' 0); i=0; while [ $i -lt 400 ]; do \
+         task-create \"t $i\" -d \"$pad\" > /dev/null || exit 9; i=$((i+1)); done");
+    assert_eq!((r.code, r.stderr.as_str()), (0, ""), "{r:?}");
+    let wal = wal_size(&s).expect("the WAL stays after the last call");
+    assert!(wal > 0, "the last writer checkpointed and emptied the WAL");
+    // One call adds a few pages; the bound plus one call's worth is the most it can be.
+    assert!(wal <= 256 * 1024 + 64 * 1024, "the WAL grew to {wal} bytes");
+    assert_eq!(s.ids(&[]).len(), 401);
+    assert_integrity(s.db());
+
+    let f = Store::new();
+    let r = f.exec_with("task-create", ["x"], &[("TASK_SYNC", "full")], None);
+    assert_eq!(r.code, 0, "{r:?}");
+    assert_eq!(
+        wal_size(&f).unwrap_or(0),
+        0,
+        "TASK_SYNC=full checkpoints at close"
+    );
+}
+
+/// A commit made by a process that is killed right after it — here a worker-spawn that
+/// keeps its connection open (`--follow`) and gets kill -9 once its tasks completed, so
+/// nothing ever checkpointed or closed — is there for the next reader, whole.
+#[test]
+fn a_commit_survives_kill_9_of_its_process_right_after_it() {
+    let s = Store::new();
+    for i in 1..=5 {
+        s.create(&format!("job {i}"), &[]);
+    }
+    let mut c = s.std_cmd("worker-spawn");
+    c.args([
+        "--follow",
+        "-j",
+        "2",
+        "--no-progress",
+        "--",
+        "sh",
+        "-c",
+        "echo result of $TASK_ID",
+    ]);
+    let mut w = Bg::spawn("worker-spawn", c);
+    wait_until(DEADLINE, || s.ids(&["-s", "completed"]).len() == 5);
+    w.kill_hard();
+    wait_until(DEADLINE, || live_on_store(s.db()).is_empty());
+    for t in s.tasks(&[]) {
+        assert_eq!(t["status"], "completed", "{t}");
+        let id = t["id"].as_str().unwrap();
+        assert_eq!(t["result"], format!("result of {id}\n"), "{t}");
+    }
+    assert_integrity(s.db());
 }

@@ -7,6 +7,7 @@ use std::process::ExitCode;
 /// Run a binary: `run` gets the parsed arguments and a buffered stdout and returns the
 /// exit code of a success (0, or 1 for a negative answer that is not an error).
 pub fn main<A: clap::Parser>(run: fn(A, &mut dyn Write) -> Result<u8>) -> ExitCode {
+    crate::probe::phase("start");
     let bin = A::command().get_name().to_string();
     // Past a file-size limit (`ulimit -f`) a write should fail with EFBIG, which the
     // store reports as a store error (exit 5), instead of SIGXFSZ killing the process.
@@ -30,6 +31,7 @@ pub fn main<A: clap::Parser>(run: fn(A, &mut dyn Write) -> Result<u8>) -> ExitCo
             return ExitCode::from(Kind::Usage.exit_code());
         }
     };
+    crate::probe::phase("parse");
     let stdout = std::io::stdout();
     let mut out = BufWriter::with_capacity(64 * 1024, stdout.lock());
     let result = run(args, &mut out).and_then(|code| {

@@ -10,6 +10,7 @@ pub mod graph;
 pub mod host;
 pub mod model;
 pub mod output;
+pub mod probe;
 pub mod report;
 pub mod signals;
 pub mod store;

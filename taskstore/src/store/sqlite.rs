@@ -10,6 +10,7 @@ use crate::bail;
 use crate::error::{Cause, Error, Result};
 use crate::graph;
 use crate::model::{ListId, NewTask, OnConflict, Status, StatusFilter, Task, TaskId};
+use crate::probe;
 use crate::time::{duration_ms, now_ms};
 use rusqlite::config::DbConfig;
 use rusqlite::types::Value as Sql;
@@ -61,6 +62,35 @@ impl From<rusqlite::Error> for Error {
 pub struct SqliteStore {
     conn: Connection,
     path: PathBuf,
+    /// Keep the WAL small at close (see `Drop`): writers under `TASK_SYNC=normal`.
+    bound_wal: bool,
+}
+
+/// Past this size a closing writer checkpoints the WAL into the database and truncates
+/// it. Below it the WAL stays between processes: no checkpoint, no fsync, no new file
+/// at every call, and the next process rebuilds its index from at most this much.
+const WAL_LIMIT: u64 = 256 * 1024;
+
+impl Drop for SqliteStore {
+    fn drop(&mut self) {
+        if !self.bound_wal {
+            return;
+        }
+        let size = std::fs::metadata(wal_path(&self.path)).map_or(0, |m| m.len());
+        if size > WAL_LIMIT {
+            // Never wait at close: if a reader holds the WAL, a later writer does this.
+            let _ = self.conn.busy_timeout(Duration::ZERO);
+            let _ = self
+                .conn
+                .query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()));
+        }
+    }
+}
+
+fn wal_path(db: &Path) -> PathBuf {
+    let mut wal = db.as_os_str().to_owned();
+    wal.push("-wal");
+    PathBuf::from(wal)
 }
 
 impl SqliteStore {
@@ -75,20 +105,26 @@ impl SqliteStore {
         let mut store = SqliteStore {
             conn,
             path: path.to_path_buf(),
+            bound_wal: access == Access::Write && sync == Sync::Normal,
         };
         store
             .prepare(sync, access)
             .map_err(|e| at(explain_unwritable(e, path)))?;
+        probe::phase("open");
         Ok(store)
     }
 
     fn prepare(&mut self, sync: Sync, access: Access) -> Result<()> {
         self.conn.busy_timeout(BUSY_TIMEOUT)?;
-        // The last connection to close checkpoints the WAL into the database, with two
-        // fsyncs: a reader leaves that to the next writer instead of paying for it.
+        // By default the last connection to close checkpoints the WAL into the database
+        // and deletes it: two fsyncs, and the next process makes a new WAL (two more
+        // fsyncs: its header, the folder). A commit survives a process crash without any
+        // of that, so under TASK_SYNC=normal nobody checkpoints at close; a writer that
+        // finds the WAL past WAL_LIMIT truncates it (`Drop`). Under TASK_SYNC=full writers
+        // checkpoint at close as before; readers never do.
         self.conn.set_db_config(
             DbConfig::SQLITE_DBCONFIG_NO_CKPT_ON_CLOSE,
-            access == Access::Read,
+            access == Access::Read || sync == Sync::Normal,
         )?;
         // Plan each statement once: otherwise SQLite re-prepares cached statements
         // whenever a new parameter value might allow another plan, costing more than
@@ -158,7 +194,9 @@ impl SqliteStore {
     fn read<T>(&mut self, f: impl FnOnce(&Transaction) -> Result<T>) -> Result<T> {
         let tx = self.conn.transaction()?;
         let value = f(&tx)?;
+        probe::phase("statement");
         tx.commit()?;
+        probe::phase("commit");
         Ok(value)
     }
 
@@ -166,7 +204,9 @@ impl SqliteStore {
         let run = |conn: &mut Connection| {
             let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
             let value = f(&tx)?;
+            probe::phase("statement");
             tx.commit()?;
+            probe::phase("commit");
             Ok(value)
         };
         run(&mut self.conn).map_err(|e: Error| match e.cause {
@@ -354,6 +394,51 @@ fn load_edges(conn: &Connection, lpk: i64, t: &mut Task) -> Result<()> {
     Ok(())
 }
 
+/// Fill in the edges of many tasks (in id order). Two range scans over the edge indexes
+/// when the tasks are dense in their id range — a listing, not one query per task —
+/// else task by task.
+fn load_edges_of(conn: &Connection, lpk: i64, tasks: &mut [Task]) -> Result<()> {
+    let (Some(first), Some(last)) = (tasks.first(), tasks.last()) else {
+        return Ok(());
+    };
+    let (lo, hi) = (first.id.0, last.id.0);
+    if tasks.len() < 4 || (hi - lo) as usize >= 4 * tasks.len() {
+        for t in tasks.iter_mut() {
+            load_edges(conn, lpk, t)?;
+        }
+        return Ok(());
+    }
+    let at: std::collections::HashMap<i64, usize> =
+        tasks.iter().enumerate().map(|(i, t)| (t.id.0, i)).collect();
+    let mut st = conn.prepare_cached(
+        "SELECT e.blocked, e.blocker, b.status FROM edges e \
+         JOIN tasks b ON b.list_id = e.list_id AND b.id = e.blocker \
+         WHERE e.list_id = ?1 AND e.blocked BETWEEN ?2 AND ?3 ORDER BY e.blocked, e.blocker",
+    )?;
+    let mut rows = st.query(params![lpk, lo, hi])?;
+    while let Some(r) = rows.next()? {
+        let Some(&i) = at.get(&r.get::<_, i64>(0)?) else {
+            continue;
+        };
+        let id = TaskId(r.get(1)?);
+        tasks[i].blocked_by.push(id);
+        if r.get_ref(2)?.as_str().map_err(rusqlite::Error::from)? != "completed" {
+            tasks[i].open_blockers.push(id);
+        }
+    }
+    let mut st = conn.prepare_cached(
+        "SELECT blocker, blocked FROM edges WHERE list_id = ?1 AND blocker BETWEEN ?2 AND ?3 \
+         ORDER BY blocker, blocked",
+    )?;
+    let mut rows = st.query(params![lpk, lo, hi])?;
+    while let Some(r) = rows.next()? {
+        if let Some(&i) = at.get(&r.get::<_, i64>(0)?) {
+            tasks[i].blocks.push(TaskId(r.get(1)?));
+        }
+    }
+    Ok(())
+}
+
 /// The JSON path of a metadata key, for SQLite's `->` operator.
 fn meta_path(key: &str) -> String {
     format!("$.\"{}\"", key.replace('\\', "\\\\").replace('"', "\\\""))
@@ -420,9 +505,7 @@ fn select_tasks(conn: &Connection, lpk: i64, list: &ListId, filter: &Filter) -> 
     let mut tasks: Vec<Task> = st
         .query_map(params_from_iter(args), |r| task_from_row(r, list))?
         .collect::<rusqlite::Result<_>>()?;
-    for t in &mut tasks {
-        load_edges(conn, lpk, t)?;
-    }
+    load_edges_of(conn, lpk, &mut tasks)?;
     Ok(tasks)
 }
 
@@ -1175,9 +1258,7 @@ impl Store for SqliteStore {
     }
 
     fn watch_paths(&self) -> Vec<PathBuf> {
-        let mut wal = self.path.clone().into_os_string();
-        wal.push("-wal");
-        vec![self.path.clone(), PathBuf::from(wal)]
+        vec![self.path.clone(), wal_path(&self.path)]
     }
 }
 
