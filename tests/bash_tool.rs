@@ -228,7 +228,7 @@ fn detached_pool(s: &Store, tasks: usize, extra: &[&str]) -> (std::process::Chil
     let log = std::path::Path::new(words[3]);
     assert_eq!(
         log.parent(),
-        Some(s.dir()),
+        Some(s.log_dir().as_path()),
         "the log lies beside the store: {out}"
     );
     assert!(log.exists());
@@ -265,8 +265,8 @@ fn a_detached_pool_outlives_the_calling_process_group() {
     wait_until(DEADLINE, || procs::gone(pid));
     assert_eq!(s.ok("task-list", ["--workers"]), "");
     // Its talk went to its log, summary included.
-    let log =
-        std::fs::read_to_string(s.dir().join(format!("worker-spawn-default-{pid}.log"))).unwrap();
+    let log = std::fs::read_to_string(s.log_dir().join(format!("worker-spawn-default-{pid}.log")))
+        .unwrap();
     assert!(
         log.contains("worker-spawn: 20 completed, 0 failed"),
         "{log}"

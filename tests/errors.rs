@@ -5,7 +5,7 @@
 mod util;
 
 use std::os::unix::fs::PermissionsExt;
-use util::{assert_failure, Run, Store};
+use util::{assert_failure, postgres, psql_at, sqlite_only, Run, Store};
 
 /// A store with a little of everything: #1 blocks #2, #2 blocks #3, #4 stands alone.
 fn fixture() -> Store {
@@ -602,6 +602,26 @@ fn store_that_is_not_a_database() {
 fn store_with_a_newer_schema() {
     let s = Store::new();
     s.create("a", &[]);
+    if postgres().is_some() {
+        psql_at(
+            &s.db().to_string_lossy(),
+            "UPDATE schema_version SET version = 99",
+        );
+        for (bin, args) in [
+            ("task-list", vec![]),
+            ("task-create", vec!["x"]),
+            ("task-update", vec!["1", "-s", "completed"]),
+        ] {
+            let r = s.exec(bin, &args);
+            assert_failure(&r, bin, 5, &["99", "newer"]);
+        }
+        let rows = psql_at(
+            &s.db().to_string_lossy(),
+            "SELECT count(*), min(status) FROM tasks",
+        );
+        assert_eq!(rows, "1|pending", "the newer store was written to");
+        return;
+    }
     let status = std::process::Command::new("python3")
         .arg("-c")
         .arg(
@@ -650,6 +670,9 @@ fn store_that_is_a_directory() {
 
 #[test]
 fn a_new_store_is_private() {
+    if sqlite_only("file and folder modes") {
+        return;
+    }
     let s = Store::new();
     let db = s.dir().join("deep/er/tasks.db");
     let s = s.with_db(&db);

@@ -53,6 +53,11 @@ pub enum Cause {
     /// Another process held the store locked past the busy timeout.
     Locked,
     Corrupt,
+    /// The engine gave up on a transaction that may simply be run again (a deadlock or
+    /// a serialisation failure, PostgreSQL under contention).
+    Retry,
+    /// The server is unreachable or the connection to it was lost.
+    Unreachable,
 }
 
 /// An error with its exit-code class and a message meant for a person.

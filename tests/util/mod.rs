@@ -5,6 +5,11 @@
 //! database and with every other variable that selects a store or a list removed, so
 //! the tests never touch the user's store and never see each other's tasks.
 //!
+//! With `TASK_TEST_DB=postgres://USER:PASSWORD@HOST:PORT` the same tests run against a
+//! PostgreSQL server instead: each [`Store`] is then a fresh database there (created
+//! with `psql`, dropped at the end). Tests of what only a SQLite file has (its folder,
+//! its mode, `PRAGMA`s) ask [`sqlite_only`] and are skipped, saying so.
+//!
 //! Use it from a test file with `mod util;`. Not every test file uses every helper.
 #![allow(dead_code)]
 
@@ -93,10 +98,58 @@ impl Run {
     }
 }
 
-/// A temporary task store. Dropping it deletes the folder.
+/// The PostgreSQL server the suite runs against, if any (`TASK_TEST_DB`).
+pub fn postgres() -> Option<String> {
+    std::env::var("TASK_TEST_DB")
+        .ok()
+        .filter(|u| !u.is_empty())
+        .map(|u| u.trim_end_matches('/').to_string())
+}
+
+/// True (and says so on stderr) when the suite runs on PostgreSQL, for a test of what
+/// only a SQLite file has; such a test returns at once.
+pub fn sqlite_only(what: &str) -> bool {
+    if postgres().is_some() {
+        eprintln!("SKIPPED on PostgreSQL: {what}");
+        return true;
+    }
+    false
+}
+
+/// Run SQL on the test server's `postgres` database with `psql`.
+pub fn psql(sql: &str) -> String {
+    let base = postgres().expect("TASK_TEST_DB is set");
+    psql_at(&format!("{base}/postgres"), sql)
+}
+
+/// Run SQL on one database with `psql`; its output, unaligned.
+pub fn psql_at(url: &str, sql: &str) -> String {
+    let out = std::process::Command::new("psql")
+        .args([url, "-qAtX", "-v", "ON_ERROR_STOP=1", "-c", sql])
+        .output()
+        .expect("run psql (is PostgreSQL's client installed?)");
+    assert!(
+        out.status.success(),
+        "psql {sql}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).trim_end().to_string()
+}
+
+/// A temporary task store. Dropping it deletes the folder (and the test database).
 pub struct Store {
     dir: TempDir,
     db: PathBuf,
+    /// The database made for this store on the test server.
+    pg_name: Option<String>,
+}
+
+impl Drop for Store {
+    fn drop(&mut self) {
+        if let Some(name) = &self.pg_name {
+            psql(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"));
+        }
+    }
 }
 
 impl Default for Store {
@@ -112,8 +165,27 @@ impl Store {
             .prefix("parallel-tasks-test-")
             .tempdir()
             .expect("create a temporary folder");
+        if let Some(base) = postgres() {
+            use std::sync::atomic::{AtomicU32, Ordering};
+            static N: AtomicU32 = AtomicU32::new(0);
+            let name = format!(
+                "t{}_{}",
+                std::process::id(),
+                N.fetch_add(1, Ordering::SeqCst)
+            );
+            psql(&format!("CREATE DATABASE {name}"));
+            return Store {
+                dir,
+                db: PathBuf::from(format!("{base}/{name}")),
+                pg_name: Some(name),
+            };
+        }
         let db = dir.path().join("tasks.db");
-        Store { dir, db }
+        Store {
+            dir,
+            db,
+            pg_name: None,
+        }
     }
 
     /// The temporary folder (for batch files and other fixtures).
@@ -121,9 +193,18 @@ impl Store {
         self.dir.path()
     }
 
-    /// The database file.
+    /// The database file (or the PostgreSQL URL).
     pub fn db(&self) -> &Path {
         &self.db
+    }
+
+    /// Where a detached worker-spawn writes its log: beside a SQLite store; for a
+    /// PostgreSQL one under `$XDG_STATE_HOME`, which the tests point into the folder.
+    pub fn log_dir(&self) -> PathBuf {
+        match self.pg_name {
+            Some(_) => self.dir().join("parallel-tasks"),
+            None => self.dir().to_path_buf(),
+        }
     }
 
     /// Point the store at another path (a directory, a garbage file, a nested path).
@@ -143,7 +224,9 @@ impl Store {
         for v in SCRUBBED {
             c.env_remove(v);
         }
-        c.env("TASK_DB", &self.db).env("NO_COLOR", "1");
+        c.env("TASK_DB", &self.db)
+            .env("NO_COLOR", "1")
+            .env("XDG_STATE_HOME", self.dir());
     }
 
     /// A command for binary `bin` (e.g. `"task-list"`) on this store.

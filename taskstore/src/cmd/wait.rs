@@ -1,10 +1,10 @@
 //! `task-wait`: block until the awaited tasks reach the asked-for condition.
 //!
-//! Waking up: `watch::Watcher` sleeps until the store's files change (a cheap `stat`
-//! every 1–8 ms); then the store's change counter (SQLite's `PRAGMA data_version`) is
-//! polled every millisecond for up to 50 ms until the commit is published, and only a
-//! changed counter makes it read the tasks again. Waiting holds no lock and allocates
-//! nothing new.
+//! Waking up: the store's change signal (`Store::wait_change`: on SQLite a cheap `stat`
+//! of its files every 1–8 ms, on PostgreSQL a `LISTEN`) ends the sleep; then the store's
+//! change counter is polled every millisecond for up to 50 ms until the commit is
+//! published, and only a changed counter makes it read the tasks again. Waiting holds
+//! no lock.
 
 use super::Stdin;
 use crate::bail;
@@ -17,7 +17,6 @@ use crate::report;
 use crate::signals::{self, Signals};
 use crate::store::{loss, Filter, Stalled, Store};
 use crate::time::now_ms;
-use crate::watch::Watcher;
 use std::collections::HashSet;
 use std::io::{IsTerminal, Write};
 use std::time::{Duration, Instant};
@@ -198,12 +197,12 @@ pub fn run(args: WaitArgs, out: &mut dyn Write) -> Result<u8> {
     let started = Instant::now();
     let deadline = args.timeout.map(|t| started + t);
     let mut store = args.store.open(crate::store::Access::Read)?;
+    store.keep_trying(args.timeout.unwrap_or(crate::store::PATIENCE));
 
     let me = host::hostname();
-    let mut seen = store.change_counter()?;
+    let list = &args.store.list;
+    let mut seen = store.change_counter(list)?;
     let mut state = State::read(store.as_mut(), &args, &ids, &me)?;
-    // Made on the first wait only: a run that need not wait should not pay for it.
-    let mut watcher: Option<Watcher> = None;
     let mut hot_until = Instant::now();
     let mut last_progress = Instant::now() - Duration::from_secs(1);
     let mut last_alive = Instant::now();
@@ -262,14 +261,12 @@ pub fn run(args: WaitArgs, out: &mut dyn Write) -> Result<u8> {
                 std::thread::sleep(nap);
                 false
             } else {
-                watcher
-                    .get_or_insert_with(|| Watcher::new(store.watch_paths()))
-                    .wait(nap)
+                store.wait_change(list, nap)?
             };
             if woke {
                 hot_until = Instant::now() + Duration::from_millis(50);
             }
-            let now = store.change_counter()?;
+            let now = store.change_counter(list)?;
             if now != seen {
                 seen = now;
                 break;

@@ -1,9 +1,14 @@
-//! The store interface every binary uses. It speaks tasks, filters, claims and change
-//! counters — never SQL or driver types — so that a second backend (PostgreSQL, planned)
-//! fits behind it without touching the commands. Rules that do not depend on the engine
-//! (what becomes of a lost claim, what its log says) live here, once.
+//! The store interface every binary uses. It speaks tasks, filters, claims and a change
+//! signal — never SQL or driver types. Rules that do not depend on the engine (what
+//! becomes of a lost claim, what its log says, keys and references) live here, once;
+//! the SQL of every operation lives once in `sql.rs`, over a small `Db` interface that
+//! each backend (`sqlite.rs`, `postgres.rs`) implements with its connection, its few
+//! dialect differences and its change signal.
 
+mod pg_schema;
+mod postgres;
 mod schema;
+mod sql;
 mod sqlite;
 
 use crate::bail;
@@ -13,7 +18,7 @@ use crate::model::{
     BlockerRef, ListId, NewTask, OnConflict, Status, StatusFilter, Task, TaskId, TaskRef,
 };
 use serde_json::Value;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::Duration;
 
 /// `MIGRATIONS[N - 1]` is migration N, for tests that build a store of an older version.
@@ -188,10 +193,17 @@ pub trait Store: Send {
     fn pool_remove(&mut self, holder: &Holder) -> Result<()>;
     /// The recorded pools, of one list or of all.
     fn pools(&mut self, list: Option<&ListId>) -> Result<Vec<Pool>>;
-    /// A counter that changes whenever any other connection commits (for waiting).
-    fn change_counter(&mut self) -> Result<u64>;
-    /// Files whose modification signals a commit (for file-notification wake-ups).
-    fn watch_paths(&self) -> Vec<PathBuf>;
+    /// A counter that changes whenever another connection commits a change of the list
+    /// (and maybe at other times: a change is a reason to look, not a promise).
+    fn change_counter(&mut self, list: &ListId) -> Result<u64>;
+    /// Sleep until another connection may have committed a change of the list, or `max`
+    /// passes; the sleep may end early without a change (true: maybe changed). Callers
+    /// confirm with [`Store::change_counter`].
+    fn wait_change(&mut self, list: &ListId, max: Duration) -> Result<bool>;
+    /// For long-running commands: when the server goes away, reconnect (with backoff)
+    /// for up to `patience` instead of failing. A transaction the loss interrupted before
+    /// its commit is run again. Nothing to do for a file.
+    fn keep_trying(&mut self, patience: Duration);
 }
 
 /// What a backend looks up inside its write transaction, so that the rules for keys and
@@ -413,14 +425,91 @@ pub enum Access {
     Write,
 }
 
-/// Open (creating if needed) the store at `location`: a file path, or later `postgres://…`.
+/// How long a long-running command (worker-spawn, task-wait without --timeout) keeps
+/// reconnecting to a PostgreSQL server that went away.
+pub const PATIENCE: Duration = Duration::from_secs(600);
+
+/// Whether `location` names a PostgreSQL store rather than a SQLite file.
+pub fn is_url(location: &str) -> bool {
+    location.starts_with("postgres://") || location.starts_with("postgresql://")
+}
+
+/// The store as it may be shown anywhere: a URL with its password elided
+/// (`postgres://ann:***@db/tasks`, also a `password=` parameter); a path as it is.
+pub fn display_name(location: &str) -> String {
+    if !is_url(location) {
+        return location.to_string();
+    }
+    let (scheme, rest) = location.split_once("://").unwrap_or(("", location));
+    let (authority, tail) = match rest.find(['/', '?']) {
+        Some(i) => rest.split_at(i),
+        None => (rest, ""),
+    };
+    let authority = match authority.rsplit_once('@') {
+        Some((user, host)) => match user.split_once(':') {
+            Some((name, _)) => format!("{name}:***@{host}"),
+            None => format!("{user}@{host}"),
+        },
+        None => authority.to_string(),
+    };
+    let tail: Vec<String> = tail
+        .split('&')
+        .map(|part| match part.find("password=") {
+            Some(i) if i == 0 || part[..i].ends_with('?') => format!("{}password=***", &part[..i]),
+            _ => part.to_string(),
+        })
+        .collect();
+    format!("{scheme}://{authority}{}", tail.join("&"))
+}
+
+fn newer_schema(version: i64) -> Error {
+    Error::store_cause(
+        crate::error::Cause::NewerSchema,
+        format!("schema version {version} is newer than this binary knows ({SCHEMA_VERSION}); upgrade parallel-tasks"),
+    )
+}
+
+/// Open (creating if needed) the store at `location`: a file path, or a
+/// `postgres://` / `postgresql://` URL.
 pub fn open(location: &Path, sync: Sync, access: Access) -> Result<Box<dyn Store>> {
     let s = location.to_string_lossy();
-    if s.starts_with("postgres://") || s.starts_with("postgresql://") {
-        bail!(
-            store,
-            "PostgreSQL stores are not supported yet (TASK_DB={s})"
-        );
+    if is_url(&s) {
+        return Ok(Box::new(sql::SqlStore::new(postgres::PgDb::open(
+            &s, access,
+        )?)));
     }
-    Ok(Box::new(sqlite::SqliteStore::open(location, sync, access)?))
+    Ok(Box::new(sql::SqlStore::new(sqlite::SqliteDb::open(
+        location, sync, access,
+    )?)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::display_name;
+
+    #[test]
+    fn a_password_is_never_shown() {
+        for (url, shown) in [
+            (
+                "postgres://ann:s3cr:t@db.example/tasks",
+                "postgres://ann:***@db.example/tasks",
+            ),
+            (
+                "postgresql://ann:pw@h:5433/t?sslmode=disable",
+                "postgresql://ann:***@h:5433/t?sslmode=disable",
+            ),
+            ("postgres://ann@h/t", "postgres://ann@h/t"),
+            (
+                "postgres://h/t?password=pw&user=ann",
+                "postgres://h/t?password=***&user=ann",
+            ),
+            (
+                "postgres://h/t?user=ann&password=pw",
+                "postgres://h/t?user=ann&password=***",
+            ),
+            ("/tmp/tasks.db", "/tmp/tasks.db"),
+        ] {
+            assert_eq!(display_name(url), shown, "{url}");
+        }
+    }
 }

@@ -11,9 +11,25 @@ use std::io::{Read, Write};
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 
-/// Where detached pools write their talk: beside the store.
+/// Where detached pools write their talk: beside the store; for a PostgreSQL store,
+/// in `$XDG_STATE_HOME/parallel-tasks` (else `~/.local/state/parallel-tasks`, else the
+/// temporary folder).
 fn log_dir(args: &SpawnArgs) -> Result<PathBuf> {
-    let db = std::path::absolute(args.store.path()?)?;
+    let path = args.store.path()?;
+    if crate::store::is_url(&path.to_string_lossy()) {
+        let env = |k: &str| {
+            std::env::var_os(k)
+                .filter(|v| !v.is_empty())
+                .map(PathBuf::from)
+        };
+        let dir = env("XDG_STATE_HOME")
+            .or_else(|| env("HOME").map(|h| h.join(".local/state")))
+            .unwrap_or_else(std::env::temp_dir)
+            .join("parallel-tasks");
+        std::fs::create_dir_all(&dir)?;
+        return Ok(dir);
+    }
+    let db = std::path::absolute(path)?;
     Ok(db.parent().unwrap_or(Path::new("/")).to_path_buf())
 }
 

@@ -80,7 +80,7 @@ impl Shared {
 
     /// Changes whenever anyone, we included, commits to the store.
     fn version(&self) -> Result<u64> {
-        let theirs = self.store().change_counter()?;
+        let theirs = self.store().change_counter(&self.args.store.list)?;
         Ok(theirs.wrapping_add(self.commits.load(SeqCst)))
     }
 
@@ -158,11 +158,16 @@ pub fn run(args: SpawnArgs, out: &mut dyn Write) -> Result<u8> {
         .clone()
         .unwrap_or_else(|| format!("{hostname}-{}", holder.pid));
     let path = args.store.path()?;
-    let db = std::path::absolute(&path)
-        .unwrap_or(path)
-        .display()
-        .to_string();
+    let db = match path.to_string_lossy() {
+        url if crate::store::is_url(&url) => url.into_owned(),
+        _ => std::path::absolute(&path)
+            .unwrap_or(path)
+            .display()
+            .to_string(),
+    };
     let mut store = args.store.open(crate::store::Access::Write)?;
+    // A server restart under a running pool is survived; its commands keep running.
+    store.keep_trying(crate::store::PATIENCE);
     pools::forget_dead(store.as_mut(), &hostname)?;
     store.pool_add(&pools::me(&args, &holder, log.as_deref()))?;
     let jobs = args.jobs as usize;

@@ -1,0 +1,123 @@
+//! The PostgreSQL schema as numbered migrations, the same tables and columns as the
+//! SQLite one (`schema.rs`), so that one set of statements serves both. The version
+//! lives in the `schema_version` table. Never edit a released migration: add the next.
+//!
+//! Differences from SQLite: times and ids are `BIGINT`; `metadata` is `json` (kept as
+//! written, key order included; compared as `jsonb`); the triggers are PL/pgSQL, lock
+//! the blocker row they read (so that an edge added while its blocker completes is
+//! counted right under concurrency), and announce every change of a list with
+//! `NOTIFY parallel_tasks, '<list name>'` — what `task-wait` and idle workers wake on.
+
+/// Migration N (1-based) is `MIGRATIONS[N - 1]`.
+pub const MIGRATIONS: &[&str] = &[
+    // 1: everything SQLite's migrations 1–3 hold (lists, tasks with keys, edges, pools),
+    //    the triggers that keep `open_blockers` exact, and the change notifications.
+    r#"
+CREATE TABLE lists (
+    id         BIGSERIAL PRIMARY KEY,
+    name       TEXT   NOT NULL UNIQUE,
+    last_id    BIGINT NOT NULL DEFAULT 0,   -- high-water mark: ids are never reused
+    created_at BIGINT NOT NULL              -- ms since the Unix epoch (server clock)
+);
+
+CREATE TABLE tasks (
+    list_id       BIGINT NOT NULL REFERENCES lists(id),
+    id            BIGINT NOT NULL,           -- per list: 1, 2, 3 ...
+    key           TEXT,
+    subject       TEXT   NOT NULL,
+    description   TEXT   NOT NULL DEFAULT '',
+    active_form   TEXT,
+    status        TEXT   NOT NULL DEFAULT 'pending'
+                  CHECK (status IN ('pending','in_progress','completed','failed','cancelled')),
+    owner         TEXT,
+    priority      BIGINT NOT NULL DEFAULT 0,
+    metadata      JSON   NOT NULL DEFAULT '{}',
+    attempts      BIGINT NOT NULL DEFAULT 0,
+    max_attempts  BIGINT NOT NULL DEFAULT 1,
+    open_blockers BIGINT NOT NULL DEFAULT 0,     -- maintained by the triggers below
+    result        TEXT,
+    log           TEXT,
+    exit_code     BIGINT,
+    claim_token   BIGINT,
+    lease_until   BIGINT,
+    holder_host   TEXT,
+    holder_pid    BIGINT,
+    holder_start  BIGINT,
+    created_at    BIGINT NOT NULL,
+    updated_at    BIGINT NOT NULL,
+    started_at    BIGINT,
+    finished_at   BIGINT,
+    PRIMARY KEY (list_id, id)
+);
+CREATE UNIQUE INDEX tasks_by_key ON tasks (list_id, key) WHERE key IS NOT NULL;
+CREATE INDEX tasks_ready ON tasks (list_id, status, open_blockers, priority DESC, id);
+
+CREATE TABLE edges (
+    list_id BIGINT NOT NULL,
+    blocker BIGINT NOT NULL,
+    blocked BIGINT NOT NULL,
+    PRIMARY KEY (list_id, blocker, blocked)
+);
+CREATE INDEX edges_by_blocked ON edges (list_id, blocked, blocker);
+
+CREATE TABLE pools (
+    host       TEXT   NOT NULL,
+    pid        BIGINT NOT NULL,
+    started    BIGINT NOT NULL,
+    list       TEXT   NOT NULL,
+    options    TEXT   NOT NULL,
+    started_at BIGINT NOT NULL,
+    seen_at    BIGINT NOT NULL,
+    PRIMARY KEY (host, pid, started)
+);
+
+CREATE FUNCTION tasks_edge_added() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    -- Lock the blocker: a concurrent completion of it waits for us, or we see it.
+    PERFORM 1 FROM tasks WHERE list_id = NEW.list_id AND id = NEW.blocker FOR SHARE;
+    UPDATE tasks SET open_blockers = open_blockers + 1
+     WHERE list_id = NEW.list_id AND id = NEW.blocked
+       AND (SELECT status FROM tasks WHERE list_id = NEW.list_id AND id = NEW.blocker) <> 'completed';
+    RETURN NULL;
+END $$;
+CREATE TRIGGER edge_added AFTER INSERT ON edges FOR EACH ROW EXECUTE FUNCTION tasks_edge_added();
+
+CREATE FUNCTION tasks_edge_removed() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    PERFORM 1 FROM tasks WHERE list_id = OLD.list_id AND id = OLD.blocker FOR SHARE;
+    UPDATE tasks SET open_blockers = open_blockers - 1
+     WHERE list_id = OLD.list_id AND id = OLD.blocked
+       AND (SELECT status FROM tasks WHERE list_id = OLD.list_id AND id = OLD.blocker) <> 'completed';
+    RETURN NULL;
+END $$;
+CREATE TRIGGER edge_removed AFTER DELETE ON edges FOR EACH ROW EXECUTE FUNCTION tasks_edge_removed();
+
+CREATE FUNCTION tasks_blocker_status() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    UPDATE tasks SET open_blockers = open_blockers + (CASE WHEN NEW.status = 'completed' THEN -1 ELSE 1 END)
+     WHERE list_id = NEW.list_id
+       AND id IN (SELECT blocked FROM edges WHERE list_id = NEW.list_id AND blocker = NEW.id);
+    RETURN NULL;
+END $$;
+CREATE TRIGGER blocker_status AFTER UPDATE OF status ON tasks FOR EACH ROW
+    WHEN ((OLD.status = 'completed') <> (NEW.status = 'completed'))
+    EXECUTE FUNCTION tasks_blocker_status();
+
+-- One notification per list and statement; PostgreSQL folds equal ones of a
+-- transaction into one, delivered at commit.
+CREATE FUNCTION tasks_notify_new() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    PERFORM pg_notify('parallel_tasks', l.name)
+       FROM lists l WHERE l.id IN (SELECT DISTINCT list_id FROM changed);
+    RETURN NULL;
+END $$;
+CREATE TRIGGER tasks_inserted AFTER INSERT ON tasks REFERENCING NEW TABLE AS changed
+    FOR EACH STATEMENT EXECUTE FUNCTION tasks_notify_new();
+CREATE TRIGGER tasks_updated AFTER UPDATE ON tasks REFERENCING NEW TABLE AS changed
+    FOR EACH STATEMENT EXECUTE FUNCTION tasks_notify_new();
+CREATE TRIGGER tasks_removed AFTER DELETE ON tasks REFERENCING OLD TABLE AS changed
+    FOR EACH STATEMENT EXECUTE FUNCTION tasks_notify_new();
+"#,
+];
+
+pub const SCHEMA_VERSION: i64 = MIGRATIONS.len() as i64;
