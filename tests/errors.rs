@@ -598,6 +598,18 @@ fn store_that_is_not_a_database() {
     }
 }
 
+/// Readers and writers alike refuse a store from a newer version (schema 99).
+fn refused_by_all(s: &Store) {
+    for (bin, args) in [
+        ("task-list", vec![]),
+        ("task-create", vec!["x"]),
+        ("task-update", vec!["1", "-s", "completed"]),
+    ] {
+        let r = s.exec(bin, &args);
+        assert_failure(&r, bin, 5, &["99", "newer"]);
+    }
+}
+
 #[test]
 fn store_with_a_newer_schema() {
     let s = Store::new();
@@ -607,14 +619,7 @@ fn store_with_a_newer_schema() {
             &s.db().to_string_lossy(),
             "UPDATE schema_version SET version = 99",
         );
-        for (bin, args) in [
-            ("task-list", vec![]),
-            ("task-create", vec!["x"]),
-            ("task-update", vec!["1", "-s", "completed"]),
-        ] {
-            let r = s.exec(bin, &args);
-            assert_failure(&r, bin, 5, &["99", "newer"]);
-        }
+        refused_by_all(&s);
         let rows = psql_at(
             &s.db().to_string_lossy(),
             "SELECT count(*), min(status) FROM tasks",
@@ -636,14 +641,7 @@ fn store_with_a_newer_schema() {
         .expect("run python3");
     assert!(status.success(), "python3 could not set user_version");
     let before = std::fs::read(s.db()).unwrap();
-    for (bin, args) in [
-        ("task-list", vec![]),
-        ("task-create", vec!["x"]),
-        ("task-update", vec!["1", "-s", "completed"]),
-    ] {
-        let r = s.exec(bin, &args);
-        assert_failure(&r, bin, 5, &["99", "newer"]);
-    }
+    refused_by_all(&s);
     assert_eq!(
         std::fs::read(s.db()).unwrap(),
         before,
