@@ -1,7 +1,13 @@
 #!/usr/bin/env python3
 """parallel-tasks benchmarks: whole-process costs side by side with their baselines.
 
-Usage: bench/bench.py [--quick] [calls] [profile] [batch] [scale] [wait] [workers]   (default: all)
+Usage: bench/bench.py [--quick] [calls] [profile] [batch] [scale] [wait] [workers] [pg] [before]
+(default: all but before)
+`pg` needs a PostgreSQL server: BENCH_PG=postgres://USER:PASSWORD@HOST:PORT (each run
+makes and drops a database there; `psql` must be installed); without it, it says so and
+skips. `before` measures what the current build costs SQLite users against another
+revision (BENCH_BEFORE=REV, default the commit before the PostgreSQL client was linked),
+built in a temporary git worktree.
 Builds the release binaries first (cargo build --release). `--quick` runs every
 benchmark with a few iterations and small inputs: a smoke run (CI runs it so that the
 benchmarks cannot rot); its figures mean nothing. Every figure is a median
@@ -299,19 +305,177 @@ def bench_profile(rounds=200):
         print()
 
 
+
+def psql(url, sql):
+    return run(["psql", url, "-qAtX", "-v", "ON_ERROR_STOP=1", "-c", sql], dict(os.environ)).stdout.strip()
+
+
+class PgDatabase:
+    """A fresh database on the BENCH_PG server for the duration of a `with`."""
+
+    def __init__(self, base, name):
+        self.base, self.name = base.rstrip("/"), name
+
+    def __enter__(self):
+        psql(f"{self.base}/postgres", f"DROP DATABASE IF EXISTS {self.name} WITH (FORCE)")
+        psql(f"{self.base}/postgres", f"CREATE DATABASE {self.name}")
+        return f"{self.base}/{self.name}"
+
+    def __exit__(self, *exc):
+        psql(f"{self.base}/postgres", f"DROP DATABASE IF EXISTS {self.name} WITH (FORCE)")
+
+
+def claim_throughput(env, n, workers):
+    """Tasks per second through `workers` concurrent shell-style workers, each a loop of
+    task-update --claim and task-update --status completed --token (whole processes)."""
+    import threading
+    lines = os.path.join(tempfile.gettempdir(), f"pt-bench-{os.getpid()}.jsonl")
+    create_lines(lines, n)
+    run([tool("task-create"), "--from", lines], env)
+    os.remove(lines)
+
+    def worker(w):
+        while True:
+            p = subprocess.run([tool("task-update"), "--claim", "--owner", f"w{w}", "--format", "env"],
+                               env=env, capture_output=True, text=True)
+            if p.returncode == 1:
+                return
+            assert p.returncode == 0, p.stderr
+            kv = dict(l.split("=", 1) for l in p.stdout.splitlines() if "=" in l)
+            run([tool("task-update"), kv["TASK_ID"].strip("'"), "-s", "completed",
+                 "--token", kv["TASK_CLAIM_TOKEN"].strip("'")], env)
+
+    t0 = time.perf_counter()
+    threads = [threading.Thread(target=worker, args=(w,)) for w in range(workers)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    dt = time.perf_counter() - t0
+    done = json.loads(run([tool("task-list"), "-s", "completed", "--count", "--format", "json"], env).stdout)
+    assert done["completed"] == n, done
+    return n / dt
+
+
+def bench_pg(rounds=200, n=400, spawn_n=2000):
+    """The PostgreSQL backend (BENCH_PG): one call against `psql -c` doing the same
+    insert; claim+complete throughput with 1, 4, 16 workers next to SQLite; worker-spawn
+    -j 4 over 2 000 no-op tasks on both; task-wait's wake-up through LISTEN/NOTIFY."""
+    base = os.environ.get("BENCH_PG")
+    if not base:
+        print("## pg: SKIPPED, set BENCH_PG=postgres://USER:PASSWORD@HOST:PORT\n")
+        return
+    with PgDatabase(base, "pt_bench") as url, tempfile.TemporaryDirectory() as d:
+        env = env_for(url)
+        lines = os.path.join(d, "100.jsonl")
+        create_lines(lines, 100)
+        run([tool("task-create"), "--from", lines], env)
+        lpk = psql(url, "SELECT id FROM lists WHERE name = 'bench'")
+        insert = ("INSERT INTO tasks (list_id, id, subject, description, status, metadata, created_at, "
+                  "updated_at) SELECT %s, last_id + 1, 'psql', '', 'pending', '{}', 0, 0 FROM lists "
+                  "WHERE id = %s" % (lpk, lpk))
+        bump = f"UPDATE lists SET last_id = last_id + 1 WHERE id = {lpk}"
+        psql_argv = [subprocess.run(["which", "psql"], capture_output=True, text=True).stdout.strip(),
+                     url, "-qAtX", "-c", f"BEGIN; {insert}; {bump}; COMMIT"]
+        rows = {k: [] for k in ["/bin/true", "psql -c (the same insert)", "task-create SUBJECT",
+                                "task-update --claim", "task-list (100 tasks)"]}
+        for i in range(rounds):
+            rows["/bin/true"].append(spawn_once(["/bin/true"], env)[0])
+            dt, code = spawn_once(psql_argv, env)
+            assert code == 0
+            rows["psql -c (the same insert)"].append(dt)
+            rows["task-create SUBJECT"].append(spawn_once([tool("task-create"), f"extra {i}"], env)[0])
+            dt, code = spawn_once([tool("task-update"), "--claim", "--owner", "bench"], env)
+            assert code == 0
+            rows["task-update --claim"].append(dt)
+            rows["task-list (100 tasks)"].append(spawn_once([tool("task-list"), "--limit", "100"], env)[0])
+            ids = run([tool("task-list"), "-s", "in_progress", "--format", "ids"], env).stdout.split()
+            run([tool("task-update"), "--release", *ids], env)
+            psql(url, f"DELETE FROM tasks WHERE list_id = {lpk} AND id > 100")
+        base_ms = median_ms(rows["/bin/true"])
+        psql_ms = median_ms(rows["psql -c (the same insert)"])
+        print(f"## PostgreSQL: one whole-process call ({rounds} runs each, median; 100-task list)")
+        print(f"{'command':<28} {'median ms':>10} {'x /bin/true':>12} {'x psql -c':>10}")
+        for k, v in rows.items():
+            m = median_ms(v)
+            print(f"{k:<28} {m:>10.3f} {m / base_ms:>12.2f} {m / psql_ms:>10.2f}")
+        print()
+
+    print(f"## claim + complete, {n} tasks, whole processes per step (tasks/s)")
+    print(f"{'workers':>8} {'SQLite':>10} {'PostgreSQL':>11}")
+    for w in [1, 4, 16]:
+        with tempfile.TemporaryDirectory() as d, PgDatabase(base, f"pt_bench_t{w}") as url:
+            lite = claim_throughput(env_for(os.path.join(d, "t.db")), n, w)
+            pg = claim_throughput(env_for(url), n, w)
+        print(f"{w:>8} {lite:>10.0f} {pg:>11.0f}")
+    print()
+
+    print(f"## worker-spawn -j 4 -- true over {spawn_n} tasks")
+    with tempfile.TemporaryDirectory() as d, PgDatabase(base, "pt_bench_w") as url:
+        lines = os.path.join(d, "w.jsonl")
+        create_lines(lines, spawn_n)
+        for name, db in [("SQLite", os.path.join(d, "w.db")), ("PostgreSQL", url)]:
+            env = env_for(db)
+            run([tool("task-create"), "--from", lines], env)
+            t0 = time.perf_counter()
+            run([tool("worker-spawn"), "-j", "4", "--no-progress", "--", "true"], env)
+            dt = time.perf_counter() - t0
+            print(f"{name:<11} {dt:.3f} s  {spawn_n / dt:.0f} tasks/s")
+        print()
+        env = env_for(url)
+        lat = wake_latencies(env, max(3, rounds // 10), 0.05)
+        print(f"## task-wait wake-up through LISTEN/NOTIFY ({len(lat)} runs): "
+              f"median {median_ms(lat):.2f} ms, max {max(lat) * 1000:.2f} ms")
+        print()
+
+
+def bench_before(rounds=300):
+    """task-create on SQLite, whole process: this build against BENCH_BEFORE (a revision
+    built in a temporary worktree), interleaved, so that what linking the PostgreSQL
+    client costs SQLite users shows next to noise."""
+    rev = os.environ.get("BENCH_BEFORE", "ca0efaa")
+    wt = os.path.join(ROOT, "target", "bench-before")
+    subprocess.run(["git", "worktree", "remove", "--force", wt], cwd=ROOT, capture_output=True)
+    subprocess.run(["git", "worktree", "add", "--detach", wt, rev], cwd=ROOT, check=True, capture_output=True)
+    try:
+        subprocess.run(["cargo", "build", "--release", "--quiet"], cwd=wt, check=True,
+                       env=dict(os.environ, CARGO_TARGET_DIR=os.path.join(ROOT, "target", "before")))
+        old = os.path.join(ROOT, "target", "before", host_tuple(), "release", "task-create")
+        with tempfile.TemporaryDirectory() as d:
+            env = env_for(os.path.join(d, "tasks.db"))
+            run([old, "first"], env)
+            rows = {"/bin/true": [], f"task-create at {rev}": [], "task-create now": []}
+            for i in range(rounds):
+                rows["/bin/true"].append(spawn_once(["/bin/true"], env)[0])
+                rows[f"task-create at {rev}"].append(spawn_once([old, f"old {i}"], env)[0])
+                rows["task-create now"].append(spawn_once([tool("task-create"), f"new {i}"], env)[0])
+        sizes = {"before": os.path.getsize(old), "now": os.path.getsize(tool("task-create"))}
+        b = median_ms(rows["/bin/true"])
+        print(f"## SQLite task-create, this build against {rev} ({rounds} runs each, median)")
+        for k, v in rows.items():
+            print(f"{k:<28} {median_ms(v):>8.3f} ms {median_ms(v) / b:>6.2f}x /bin/true")
+        print(f"binary size: {sizes['before'] / 1e6:.1f} MB at {rev}, {sizes['now'] / 1e6:.1f} MB now")
+        print()
+    finally:
+        subprocess.run(["git", "worktree", "remove", "--force", wt], cwd=ROOT, capture_output=True)
+
+
 BENCHES = {"calls": bench_calls, "profile": bench_profile, "batch": bench_batch, "scale": bench_scale, "wait": bench_wait,
-           "workers": bench_workers}
+           "workers": bench_workers, "pg": bench_pg, "before": bench_before}
+# Run only when named: it builds another revision.
+NOT_BY_DEFAULT = {"before"}
 
 # --quick: the same code paths with a few iterations and small inputs.
 QUICK = {"calls": {"rounds": 5}, "profile": {"rounds": 3}, "batch": {"n": 1000, "rounds": 1},
          "scale": {"small": 100, "large": 1000, "rounds": 5}, "wait": {"rounds": 3, "idle_cpu": 1.0},
-         "workers": {"n": 100, "rounds": 1}}
+         "workers": {"n": 100, "rounds": 1}, "pg": {"rounds": 3, "n": 20, "spawn_n": 50},
+         "before": {"rounds": 3}}
 
 
 def main():
     args = sys.argv[1:]
     quick = "--quick" in args
-    what = [a for a in args if a != "--quick"] or list(BENCHES)
+    what = [a for a in args if a != "--quick"] or [b for b in BENCHES if b not in NOT_BY_DEFAULT]
     unknown = [w for w in what if w not in BENCHES]
     if unknown:
         sys.exit(f"unknown benchmark {unknown}; choose from {list(BENCHES)}")
