@@ -462,3 +462,74 @@ fn connection_failures_are_exit_5_and_never_show_the_password() {
     // Nothing was written with the good credentials' store.
     assert_eq!(s.ids(&[]).len(), 0);
 }
+
+/// `sslmode=require` encrypts (the server shows the connection under `pg_stat_ssl`), a
+/// root certificate (`PGSSLROOTCERT`) is checked, and a wrong one refuses the server.
+/// Needs a build with the `tls` feature and a server with TLS on (CI has both and sets
+/// `TASK_TEST_TLS=1`, which turns a missing piece into a failure).
+#[test]
+fn sslmode_require_encrypts_and_checks_a_given_root_certificate() {
+    let _one = serial();
+    let test = "sslmode_require_…";
+    if server(test).is_none() {
+        return;
+    }
+    let required = std::env::var_os("TASK_TEST_TLS").is_some();
+    let s = Store::new();
+    s.create("waited for", &[]);
+    let url = format!("{}?sslmode=require", s.db().display());
+    let probe = s.exec("task-list", ["--db", url.as_str()]);
+    if probe.stderr.contains("no TLS support") || util::psql("SHOW ssl") != "on" {
+        assert!(!required, "TASK_TEST_TLS=1 but: {}", probe.stderr);
+        eprintln!("{test}: SKIPPED, a build without the tls feature or a server without TLS");
+        return;
+    }
+    assert_eq!(probe.code, 0, "{}", probe.stderr);
+
+    let mut c = s.std_cmd("task-wait");
+    c.env("TASK_DB", &url).args(["1", "--timeout", "30s"]);
+    let waiter = Bg::spawn("task-wait", c);
+    let db = s.db().file_name().unwrap().to_string_lossy().to_string();
+    wait_until(DEADLINE, || {
+        util::psql(&format!(
+            "SELECT s.ssl FROM pg_stat_ssl s JOIN pg_stat_activity a USING (pid) \
+             WHERE a.datname = '{db}' AND a.application_name = 'parallel-tasks'"
+        )) == "t"
+    });
+    s.ok("task-update", ["1", "-s", "completed"]);
+    waiter.wait().expect_code(0);
+
+    let pgdir =
+        std::path::PathBuf::from(std::env::var_os("TASK_TEST_PGDIR").expect("TASK_TEST_PGDIR"));
+    let mut c = s.std_cmd("task-list");
+    c.env("TASK_DB", &url)
+        .env("PGSSLROOTCERT", pgdir.join("server.crt"));
+    let r = util::Run::from_output(&c.output().unwrap()).expect_code(0);
+    assert!(r.stdout.contains("[completed] waited for"), "{}", r.stdout);
+
+    let other = s.dir().join("other");
+    let made = Command::new("openssl")
+        .args([
+            "req",
+            "-x509",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-days",
+            "1",
+            "-subj",
+            "/CN=other",
+        ])
+        .arg("-keyout")
+        .arg(other.with_extension("key"))
+        .arg("-out")
+        .arg(other.with_extension("crt"))
+        .output()
+        .expect("run openssl");
+    assert!(made.status.success());
+    let mut c = s.std_cmd("task-list");
+    c.env("TASK_DB", &url)
+        .env("PGSSLROOTCERT", other.with_extension("crt"));
+    let r = util::Run::from_output(&c.output().unwrap());
+    assert_failure(&r, "task-list", 5, &["certificate"]);
+}

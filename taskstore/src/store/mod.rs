@@ -6,6 +6,8 @@
 //! dialect differences and its change signal.
 
 mod pg_schema;
+#[cfg(feature = "tls")]
+mod pg_tls;
 mod postgres;
 mod schema;
 mod sql;

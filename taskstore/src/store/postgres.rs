@@ -9,6 +9,7 @@ use crate::error::{Cause, Error, Result};
 use crate::model::ListId;
 use crate::probe;
 use bytes::{BufMut, BytesMut};
+use postgres::config::SslMode;
 use postgres::fallible_iterator::FallibleIterator;
 use postgres::types::{FromSql, IsNull, ToSql, Type};
 use postgres::{Client, Config, NoTls, Statement};
@@ -243,9 +244,26 @@ fn config(url: &str) -> Result<Config> {
             c.password(p);
         }
     }
-    if c.get_ssl_mode() == postgres::config::SslMode::Require {
+    // libpq reads PGSSLMODE when the URL does not say.
+    if !url.contains("sslmode=") {
+        if let Some(mode) = env("PGSSLMODE") {
+            c.ssl_mode(match mode.as_str() {
+                "disable" => SslMode::Disable,
+                "prefer" => SslMode::Prefer,
+                "require" => SslMode::Require,
+                _ => {
+                    return Err(Error::usage(format!(
+                        "PGSSLMODE={mode}: expected disable, prefer or require"
+                    )))
+                }
+            });
+        }
+    }
+    if cfg!(not(feature = "tls")) && c.get_ssl_mode() == SslMode::Require {
         return Err(Error::store(
-            "sslmode=require: this build has no TLS support; use a local socket, an SSH tunnel, or sslmode=prefer".to_string(),
+            "sslmode=require: this build has no TLS support (build with --features tls); \
+             or use a local socket, an SSH tunnel, or sslmode=prefer"
+                .to_string(),
         ));
     }
     c.application_name("parallel-tasks");
@@ -298,7 +316,14 @@ fn pgpass_fields(line: &str) -> Vec<String> {
 }
 
 fn connect(c: &Config) -> Result<Client> {
-    c.connect(NoTls).map_err(|e| {
+    #[cfg(feature = "tls")]
+    let r = match c.get_ssl_mode() {
+        SslMode::Disable => c.connect(NoTls),
+        _ => c.connect(super::pg_tls::connector()?),
+    };
+    #[cfg(not(feature = "tls"))]
+    let r = c.connect(NoTls);
+    r.map_err(|e| {
         if e.as_db_error().is_some() {
             return pg(e);
         }
