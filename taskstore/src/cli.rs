@@ -54,22 +54,25 @@ pub struct StoreArgs {
     pub list: ListId,
 }
 
+/// An XDG base folder: `$VAR`, else `$HOME/UNDER_HOME`; None when neither is set.
+pub fn xdg_home(var: &str, under_home: &str) -> Option<PathBuf> {
+    let nonempty = |v: &str| {
+        std::env::var_os(v)
+            .filter(|s| !s.is_empty())
+            .map(PathBuf::from)
+    };
+    nonempty(var).or_else(|| nonempty("HOME").map(|h| h.join(under_home)))
+}
+
 impl StoreArgs {
     /// `--db`, else `$XDG_DATA_HOME/parallel-tasks/tasks.db`, else under `$HOME/.local/share`.
     pub fn path(&self) -> crate::Result<PathBuf> {
         if let Some(p) = &self.db {
             return Ok(p.clone());
         }
-        let nonempty = |v: &str| {
-            std::env::var_os(v)
-                .filter(|s| !s.is_empty())
-                .map(PathBuf::from)
-        };
-        let data = nonempty("XDG_DATA_HOME")
-            .or_else(|| nonempty("HOME").map(|h| h.join(".local/share")))
-            .ok_or_else(|| {
-                crate::Error::usage("cannot find the store: set --db, TASK_DB or HOME")
-            })?;
+        let data = xdg_home("XDG_DATA_HOME", ".local/share").ok_or_else(|| {
+            crate::Error::usage("cannot find the store: set --db, TASK_DB or HOME")
+        })?;
         Ok(data.join("parallel-tasks").join("tasks.db"))
     }
 

@@ -17,13 +17,7 @@ use std::path::{Path, PathBuf};
 fn log_dir(args: &SpawnArgs) -> Result<PathBuf> {
     let path = args.store.path()?;
     if crate::store::is_url(&path.to_string_lossy()) {
-        let env = |k: &str| {
-            std::env::var_os(k)
-                .filter(|v| !v.is_empty())
-                .map(PathBuf::from)
-        };
-        let dir = env("XDG_STATE_HOME")
-            .or_else(|| env("HOME").map(|h| h.join(".local/state")))
+        let dir = crate::cli::xdg_home("XDG_STATE_HOME", ".local/state")
             .unwrap_or_else(std::env::temp_dir)
             .join("parallel-tasks");
         std::fs::create_dir_all(&dir)?;
