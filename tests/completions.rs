@@ -10,6 +10,7 @@ const BINARIES: &[&str] = &[
     "task-update",
     "task-wait",
     "worker-spawn",
+    "task-sync",
     "shell-completions",
 ];
 
@@ -32,7 +33,7 @@ fn bash_script_loads() {
     let s = Store::new();
     let r = s.bash(
         "shell-completions bash > c.bash && source c.bash && \
-         for b in task-create task-list task-update task-wait worker-spawn shell-completions; do complete -p $b || exit 1; done",
+         for b in task-create task-list task-update task-wait worker-spawn task-sync shell-completions; do complete -p $b || exit 1; done",
     );
     let out = r.expect_code(0).stdout;
     assert!(out.contains("task-wait"), "{out}");

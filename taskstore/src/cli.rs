@@ -578,6 +578,47 @@ pub enum Target {
     Man,
 }
 
+const SYNC_EXAMPLES: &str = "\
+Examples:
+  task-sync --list review               # one pass both ways, then exit
+  task-sync --follow &                  # keep them in step while a session runs
+  task-sync --import-only -v            # take in what Claude Code planned, say what
+  task-sync --dir ~/.claude/tasks/review --export-only";
+
+const SYNC_ENVIRONMENT: &str = "\
+  CLAUDE_CONFIG_DIR          Claude Code's folder (default ~/.claude): lists are under tasks/";
+
+/// Keep a list and Claude Code's own task files for it in step, both ways.
+#[derive(Debug, Parser)]
+#[command(
+    name = "task-sync",
+    version,
+    after_help = format!("{SYNC_EXAMPLES}\n\n{ENVIRONMENT}\n{SYNC_ENVIRONMENT}\n\n{EXIT_CODES}")
+)]
+pub struct SyncArgs {
+    #[command(flatten)]
+    pub store: StoreArgs,
+    /// Claude Code's folder of the list [default: $CLAUDE_CONFIG_DIR/tasks/<list>, else
+    /// ~/.claude/tasks/<list>, with characters other than A-Z a-z 0-9 _ - as '-']
+    #[arg(long, value_name = "DIR")]
+    pub dir: Option<PathBuf>,
+    /// One pass both ways, then exit (the default)
+    #[arg(long, conflicts_with = "follow")]
+    pub once: bool,
+    /// Keep running: a pass at every change of either side, until SIGINT or SIGTERM
+    #[arg(long)]
+    pub follow: bool,
+    /// Only bring Claude Code's edits into the store; write no file
+    #[arg(long, conflicts_with = "export_only")]
+    pub import_only: bool,
+    /// Only write the store's tasks as files; take no edit from them
+    #[arg(long)]
+    pub export_only: bool,
+    /// Say on stdout what each pass changed, one line a change
+    #[arg(short, long)]
+    pub verbose: bool,
+}
+
 const COMPLETIONS_EXAMPLES: &str = "\
 Examples:
   shell-completions bash > ~/.local/share/bash-completion/completions/parallel-tasks
@@ -610,6 +651,7 @@ pub fn commands() -> Vec<clap::Command> {
         UpdateArgs::command(),
         WaitArgs::command(),
         SpawnArgs::command(),
+        SyncArgs::command(),
         CompletionsArgs::command(),
     ]
 }

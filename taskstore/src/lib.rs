@@ -3,6 +3,7 @@
 
 pub mod app;
 pub mod batch;
+pub mod claude;
 pub mod cli;
 pub mod cmd;
 pub mod error;

@@ -31,6 +31,7 @@ const SCRUBBED: &[&str] = &[
     "CLAUDE_CODE_TASK_LIST_ID",
     "TASK_SYNC",
     "XDG_DATA_HOME",
+    "CLAUDE_CONFIG_DIR",
 ];
 
 /// The path of one of the package's binaries (`task-create`, `task-list`, …).
@@ -226,7 +227,8 @@ impl Store {
         }
         c.env("TASK_DB", &self.db)
             .env("NO_COLOR", "1")
-            .env("XDG_STATE_HOME", self.dir());
+            .env("XDG_STATE_HOME", self.dir())
+            .env("CLAUDE_CONFIG_DIR", self.dir().join("claude"));
     }
 
     /// A command for binary `bin` (e.g. `"task-list"`) on this store.

@@ -4,6 +4,7 @@ pub mod completions;
 pub mod create;
 pub mod list;
 pub mod spawn;
+pub mod sync;
 pub mod update;
 pub mod wait;
 

@@ -129,6 +129,7 @@ pub fn run(a: UpdateArgs, out: &mut dyn Write) -> Result<u8> {
         add_blocks: a.add_blocks,
         remove_blocks: a.remove_blocks,
         result: stdin.text(a.result, "--result -")?,
+        note: None,
         if_status: a.if_status,
         token: a.token,
         lease: a.lease,

@@ -94,6 +94,8 @@ pub struct Update {
     pub add_blocks: Vec<TaskRef>,
     pub remove_blocks: Vec<TaskRef>,
     pub result: Option<String>,
+    /// A line appended to the task's log (why something outside the task changed it).
+    pub note: Option<String>,
     /// Compare-and-set: the current status must be one of these.
     pub if_status: Vec<Status>,
     /// Only while the claim with this token still holds the task (`--token`).
@@ -133,6 +135,27 @@ pub struct Pool {
     /// Milliseconds since the Unix epoch.
     pub started_at: i64,
     pub seen_at: i64,
+}
+
+/// One task's pairing with a Claude Code task file (task-sync).
+#[derive(Debug, Clone, PartialEq)]
+pub struct SyncPair {
+    pub task: TaskId,
+    /// The file's id (`<file>.json`); None once the file is gone for good.
+    pub file: Option<i64>,
+    /// The file's fields as last synced; None until the first write of the file is
+    /// known to have happened.
+    pub state: Option<Value>,
+}
+
+/// A Claude Code task file to become a task: the task, the status it starts in, and its
+/// pair.
+#[derive(Debug, Clone)]
+pub struct SyncImport {
+    pub task: NewTask,
+    pub status: Status,
+    pub file: i64,
+    pub state: Value,
 }
 
 /// Summary of one list for `task-list --lists`.
@@ -195,6 +218,13 @@ pub trait Store: Send {
     fn pool_remove(&mut self, holder: &Holder) -> Result<()>;
     /// The recorded pools, of one list or of all.
     fn pools(&mut self, list: Option<&ListId>) -> Result<Vec<Pool>>;
+    /// task-sync's pairs of the list, by task id.
+    fn sync_pairs(&mut self, list: &ListId) -> Result<Vec<SyncPair>>;
+    /// Create a task for each file and record the pairs, all or nothing; conflict when
+    /// another process paired one of the files first. Returns the new tasks' ids.
+    fn sync_import(&mut self, list: &ListId, imports: &[SyncImport]) -> Result<Vec<TaskId>>;
+    /// Record these pairs (replacing a task's earlier one) and forget those of `forget`.
+    fn sync_save(&mut self, list: &ListId, pairs: &[SyncPair], forget: &[TaskId]) -> Result<()>;
     /// A counter that changes whenever another connection commits a change of the list
     /// (and maybe at other times: a change is a reason to look, not a promise).
     fn change_counter(&mut self, list: &ListId) -> Result<u64>;

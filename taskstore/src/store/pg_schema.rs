@@ -118,6 +118,17 @@ CREATE TRIGGER tasks_updated AFTER UPDATE ON tasks REFERENCING NEW TABLE AS chan
 CREATE TRIGGER tasks_removed AFTER DELETE ON tasks REFERENCING OLD TABLE AS changed
     FOR EACH STATEMENT EXECUTE FUNCTION tasks_notify_new();
 "#,
+    // 2: task-sync's map between tasks and Claude Code's task files (SQLite's 4).
+    r#"
+CREATE TABLE sync_files (
+    list_id BIGINT NOT NULL,
+    task    BIGINT NOT NULL,
+    file    BIGINT,
+    state   TEXT,
+    PRIMARY KEY (list_id, task),
+    UNIQUE (list_id, file)
+);
+"#,
 ];
 
 pub const SCHEMA_VERSION: i64 = MIGRATIONS.len() as i64;

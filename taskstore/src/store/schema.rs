@@ -103,6 +103,21 @@ CREATE TABLE pools (
 ALTER TABLE tasks ADD COLUMN key TEXT;
 CREATE UNIQUE INDEX tasks_by_key ON tasks (list_id, key) WHERE key IS NOT NULL;
 "#,
+    // 4: task-sync's map between tasks and Claude Code's task files: per task, the file
+    //    that shows it (NULL once that file is gone for good) and the file's fields as
+    //    last synced (NULL until the first write of the file is confirmed). No foreign
+    //    key: a row outlives its deleted task so that task-sync can delete its file
+    //    instead of importing it again; task ids are never reused.
+    r#"
+CREATE TABLE sync_files (
+    list_id INTEGER NOT NULL,
+    task    INTEGER NOT NULL,
+    file    INTEGER,
+    state   TEXT,
+    PRIMARY KEY (list_id, task),
+    UNIQUE (list_id, file)
+);
+"#,
 ];
 
 pub const SCHEMA_VERSION: i64 = MIGRATIONS.len() as i64;

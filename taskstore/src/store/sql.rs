@@ -9,7 +9,8 @@
 
 use super::{
     after_loss, carry_losses, loss, plan_create, resolve_all, Blocker, Claim, Counts, Filter,
-    Holder, ListSummary, Lookup, Outcome, OwnerChange, Pool, Release, Slot, Stalled, Store, Update,
+    Holder, ListSummary, Lookup, Outcome, OwnerChange, Pool, Release, Slot, Stalled, Store,
+    SyncImport, SyncPair, Update,
 };
 use crate::bail;
 use crate::error::{Cause, Error, Result};
@@ -466,6 +467,100 @@ impl<D: Db> Tx<'_, D> {
 
     /// Recover the lost claims of one list (see `Store::reap`); `host` empty: lease
     /// expiry only. Returns the ids of the tasks recovered.
+    /// Create a batch of tasks as [`plan_create`] decides (see [`Store::create`]).
+    fn insert_tasks(
+        &mut self,
+        list: &ListId,
+        tasks: &[NewTask],
+        on_conflict: OnConflict,
+    ) -> Result<Vec<TaskId>> {
+        let lpk = self.ensure_list(list)?;
+        // Checking a key and inserting it with the list's writers excluded: no other
+        // writer can insert the same key in between.
+        self.lock_list(lpk)?;
+        let plan = plan_create(&mut LookupIn { tx: self, lpk }, list, tasks, on_conflict)?;
+        let n = plan.new.len() as i64;
+        let first = if n == 0 {
+            0
+        } else {
+            let last = self
+                .one(
+                    "UPDATE lists SET last_id = last_id + ?2 WHERE id = ?1 RETURNING last_id",
+                    &[lpk.into(), n.into()],
+                )?
+                .ok_or_else(|| Error::store(format!("list '{list}' vanished")))?
+                .int(0)?;
+            last - n + 1
+        };
+        let now = self.now;
+        // Many rows a statement: one round trip per chunk on a server.
+        for (c, chunk) in plan.new.chunks(CHUNK).enumerate() {
+            let mut a = Args::default();
+            let mut rows = Vec::with_capacity(chunk.len());
+            for (k, &i) in chunk.iter().enumerate() {
+                let t = &tasks[i];
+                let id = first + (c * CHUNK + k) as i64;
+                let meta = serde_json::to_string(&t.metadata).expect("a JSON object serialises");
+                let now = a.p(now);
+                rows.push(format!(
+                    "({}, {}, {}, {}, {}, {}, {}, {}, {}, {}, {now}, {now})",
+                    a.p(lpk),
+                    a.p(id),
+                    a.p(t.key.as_deref()),
+                    a.p(t.subject.as_str()),
+                    a.p(t.description.as_str()),
+                    a.p(t.active_form.as_deref()),
+                    a.p(t.owner.as_deref()),
+                    a.p(t.priority),
+                    a.p(meta),
+                    a.p(t.max_attempts),
+                ));
+            }
+            self.exec(
+                &format!(
+                    "INSERT INTO tasks (list_id, id, key, subject, description, active_form, owner, \
+                     priority, metadata, max_attempts, created_at, updated_at) VALUES {}",
+                    rows.join(", ")
+                ),
+                &a.0,
+            )?;
+        }
+        let mut edges = Vec::new();
+        for (n, blockers) in plan.blockers.iter().enumerate() {
+            for b in blockers {
+                let blocker = match *b {
+                    Blocker::Task(id) => id.0,
+                    Blocker::New(j) => first + j as i64,
+                };
+                edges.push((blocker, first + n as i64));
+            }
+        }
+        for chunk in edges.chunks(CHUNK) {
+            let mut a = Args::default();
+            let rows: Vec<String> = chunk
+                .iter()
+                .map(|&(blocker, blocked)| {
+                    format!("({}, {}, {})", a.p(lpk), a.p(blocker), a.p(blocked))
+                })
+                .collect();
+            self.exec(
+                &format!(
+                    "INSERT INTO edges (list_id, blocker, blocked) VALUES {} ON CONFLICT DO NOTHING",
+                    rows.join(", ")
+                ),
+                &a.0,
+            )?;
+        }
+        Ok(plan
+            .slots
+            .iter()
+            .map(|slot| match *slot {
+                Slot::Existing(id) => id,
+                Slot::New(n) => TaskId(first + n as i64),
+            })
+            .collect())
+    }
+
     fn reap_in(
         &mut self,
         lpk: i64,
@@ -708,93 +803,7 @@ impl<D: Db> Store for SqlStore<D> {
             return Ok(Vec::new());
         }
         self.db.expect_rows(tasks.len())?;
-        self.write(|tx| {
-            let lpk = tx.ensure_list(list)?;
-            // Checking a key and inserting it with the list's writers excluded: no other
-            // writer can insert the same key in between.
-            tx.lock_list(lpk)?;
-            let plan = plan_create(&mut LookupIn { tx, lpk }, list, tasks, on_conflict)?;
-            let n = plan.new.len() as i64;
-            let first = if n == 0 {
-                0
-            } else {
-                let last = tx
-                    .one(
-                        "UPDATE lists SET last_id = last_id + ?2 WHERE id = ?1 RETURNING last_id",
-                        &[lpk.into(), n.into()],
-                    )?
-                    .ok_or_else(|| Error::store(format!("list '{list}' vanished")))?
-                    .int(0)?;
-                last - n + 1
-            };
-            let now = tx.now;
-            // Many rows a statement: one round trip per chunk on a server.
-            for (c, chunk) in plan.new.chunks(CHUNK).enumerate() {
-                let mut a = Args::default();
-                let mut rows = Vec::with_capacity(chunk.len());
-                for (k, &i) in chunk.iter().enumerate() {
-                    let t = &tasks[i];
-                    let id = first + (c * CHUNK + k) as i64;
-                    let meta = serde_json::to_string(&t.metadata).expect("a JSON object serialises");
-                    let now = a.p(now);
-                    rows.push(format!(
-                        "({}, {}, {}, {}, {}, {}, {}, {}, {}, {}, {now}, {now})",
-                        a.p(lpk),
-                        a.p(id),
-                        a.p(t.key.as_deref()),
-                        a.p(t.subject.as_str()),
-                        a.p(t.description.as_str()),
-                        a.p(t.active_form.as_deref()),
-                        a.p(t.owner.as_deref()),
-                        a.p(t.priority),
-                        a.p(meta),
-                        a.p(t.max_attempts),
-                    ));
-                }
-                tx.exec(
-                    &format!(
-                        "INSERT INTO tasks (list_id, id, key, subject, description, active_form, owner, \
-                         priority, metadata, max_attempts, created_at, updated_at) VALUES {}",
-                        rows.join(", ")
-                    ),
-                    &a.0,
-                )?;
-            }
-            let mut edges = Vec::new();
-            for (n, blockers) in plan.blockers.iter().enumerate() {
-                for b in blockers {
-                    let blocker = match *b {
-                        Blocker::Task(id) => id.0,
-                        Blocker::New(j) => first + j as i64,
-                    };
-                    edges.push((blocker, first + n as i64));
-                }
-            }
-            for chunk in edges.chunks(CHUNK) {
-                let mut a = Args::default();
-                let rows: Vec<String> = chunk
-                    .iter()
-                    .map(|&(blocker, blocked)| {
-                        format!("({}, {}, {})", a.p(lpk), a.p(blocker), a.p(blocked))
-                    })
-                    .collect();
-                tx.exec(
-                    &format!(
-                        "INSERT INTO edges (list_id, blocker, blocked) VALUES {} ON CONFLICT DO NOTHING",
-                        rows.join(", ")
-                    ),
-                    &a.0,
-                )?;
-            }
-            Ok(plan
-                .slots
-                .iter()
-                .map(|slot| match *slot {
-                    Slot::Existing(id) => id,
-                    Slot::New(n) => TaskId(first + n as i64),
-                })
-                .collect())
-        })
+        self.write(|tx| tx.insert_tasks(list, tasks, on_conflict))
     }
 
     fn tasks(&mut self, list: &ListId, filter: &Filter) -> Result<Vec<Task>> {
@@ -995,6 +1004,15 @@ impl<D: Db> Store for SqlStore<D> {
                         }
                     }
                     _ => {}
+                }
+                if let Some(line) = &u.note {
+                    // `||` with NULL is NULL in both engines: a first line has no break.
+                    let appended = format!("\n{line}");
+                    sets.push(format!(
+                        "log = COALESCE(log || {}, {})",
+                        args.p(appended),
+                        args.p(line)
+                    ));
                 }
                 let sql = format!(
                     "UPDATE tasks SET {} WHERE list_id = {} AND id = {}",
@@ -1350,6 +1368,115 @@ impl<D: Db> Store for SqlStore<D> {
                 })
             })
             .collect()
+        })
+    }
+
+    fn sync_pairs(&mut self, list: &ListId) -> Result<Vec<SyncPair>> {
+        self.read(|tx| {
+            let Some(lpk) = tx.list_pk(list)? else {
+                return Ok(Vec::new());
+            };
+            tx.q(
+                "SELECT task, file, state FROM sync_files WHERE list_id = ?1 ORDER BY task",
+                &[lpk.into()],
+            )?
+            .iter()
+            .map(|r| {
+                Ok(SyncPair {
+                    task: TaskId(r.int(0)?),
+                    file: r.opt_int(1)?,
+                    // A state that does not parse is as good as none: the file is
+                    // written again.
+                    state: r.opt_text(2)?.and_then(|s| serde_json::from_str(&s).ok()),
+                })
+            })
+            .collect()
+        })
+    }
+
+    fn sync_import(&mut self, list: &ListId, imports: &[SyncImport]) -> Result<Vec<TaskId>> {
+        let tasks: Vec<NewTask> = imports.iter().map(|i| i.task.clone()).collect();
+        graph::validate_batch(&tasks)?;
+        if tasks.is_empty() {
+            return Ok(Vec::new());
+        }
+        self.write(|tx| {
+            let ids = tx.insert_tasks(list, &tasks, OnConflict::Error)?;
+            let lpk = tx
+                .list_pk(list)?
+                .ok_or_else(|| Error::store(format!("list '{list}' vanished")))?;
+            let now = tx.now;
+            for (imp, id) in imports.iter().zip(&ids) {
+                let started = match imp.status {
+                    Status::Pending => None,
+                    Status::InProgress => Some("started_at"),
+                    _ => Some("finished_at"),
+                };
+                if let Some(col) = started {
+                    tx.exec(
+                        &format!("UPDATE tasks SET status = ?3, {col} = ?4 WHERE list_id = ?1 AND id = ?2"),
+                        &[lpk.into(), id.0.into(), imp.status.as_str().into(), now.into()],
+                    )?;
+                }
+                let paired = tx.exec(
+                    "INSERT INTO sync_files (list_id, task, file, state) VALUES (?1, ?2, ?3, ?4) \
+                     ON CONFLICT DO NOTHING",
+                    &[
+                        lpk.into(),
+                        id.0.into(),
+                        imp.file.into(),
+                        imp.state.to_string().into(),
+                    ],
+                )?;
+                if paired == 0 {
+                    bail!(
+                        conflict,
+                        "file {}.json of list '{list}' was paired with a task by another process",
+                        imp.file
+                    );
+                }
+            }
+            Ok(ids)
+        })
+    }
+
+    fn sync_save(&mut self, list: &ListId, pairs: &[SyncPair], forget: &[TaskId]) -> Result<()> {
+        if pairs.is_empty() && forget.is_empty() {
+            return Ok(());
+        }
+        self.write(|tx| {
+            let lpk = tx.ensure_list(list)?;
+            for chunk in pairs.chunks(CHUNK) {
+                let mut a = Args::default();
+                let rows: Vec<String> = chunk
+                    .iter()
+                    .map(|p| {
+                        let state = p.state.as_ref().map(Value::to_string);
+                        format!(
+                            "({}, {}, {}, {})",
+                            a.p(lpk),
+                            a.p(p.task.0),
+                            a.p(p.file),
+                            a.p(state)
+                        )
+                    })
+                    .collect();
+                tx.exec(
+                    &format!(
+                        "INSERT INTO sync_files (list_id, task, file, state) VALUES {} \
+                         ON CONFLICT (list_id, task) DO UPDATE SET file = excluded.file, state = excluded.state",
+                        rows.join(", ")
+                    ),
+                    &a.0,
+                )?;
+            }
+            for t in forget {
+                tx.exec(
+                    "DELETE FROM sync_files WHERE list_id = ?1 AND task = ?2",
+                    &[lpk.into(), t.0.into()],
+                )?;
+            }
+            Ok(())
         })
     }
 

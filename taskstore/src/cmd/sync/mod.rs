@@ -1,0 +1,126 @@
+//! `task-sync`: keep one list and Claude Code's own task files for it in step. A pass
+//! (`pass.rs`) reads both sides and brings each up to date; `--follow` runs one at every
+//! change of either side: the folder's notifications (`notify.rs`) and the store's change
+//! signal, as `task-wait` wakes on it.
+//!
+//! Two task-syncs on one folder take turns, a pass each, through an flock on
+//! `<dir>/.task-sync.lock` (Claude Code ignores files that are not `<n>.json`): each pass
+//! then sees the pairs the other recorded.
+
+mod fields;
+mod notify;
+mod pass;
+
+use crate::claude::{self, Dir};
+use crate::cli::SyncArgs;
+use crate::error::{Error, Result};
+use crate::signals::{self, Signals};
+use crate::store::{Access, Store, PATIENCE};
+use nix::fcntl::{Flock, FlockArg};
+use notify::Notify;
+use pass::{Bridge, Pass};
+use std::io::Write;
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+/// The longest `--follow` goes without a pass: a backstop for a change no signal told
+/// of (Claude Code itself looks every 5 s).
+const BACKSTOP: Duration = Duration::from_secs(5);
+
+/// Without notifications, the folder is read this often.
+const POLL: Duration = Duration::from_secs(1);
+
+/// How long a burst of writes is given to end before the pass it triggers.
+const SETTLE: Duration = Duration::from_millis(20);
+
+/// How often a pass that lost a race for a new file is run again at once.
+const AGAIN: usize = 5;
+
+pub fn run(args: SyncArgs, out: &mut dyn Write) -> Result<u8> {
+    let signals = Signals::install()?;
+    let stop = || signals.received().is_some();
+    let list = &args.store.list;
+    let path = match args.dir {
+        Some(d) => d,
+        None => claude::default_dir(list)?,
+    };
+    let dir = Dir::open(path)?;
+    let mut store = args.store.open(Access::Write)?;
+    if args.follow {
+        store.keep_trying(PATIENCE);
+    }
+    let mut notify = args.follow.then(|| Notify::new(&dir.path)).flatten();
+    let mut bridge = Bridge::new(store.as_mut(), list, &dir);
+    bridge.import = !args.export_only;
+    bridge.export = !args.import_only;
+    bridge.verbose = args.verbose;
+    while !stop() {
+        let seen = bridge.store.change_counter(list)?;
+        let Some(turn) = take_turn(&dir.path, &stop)? else {
+            break;
+        };
+        for _ in 0..AGAIN {
+            if bridge.pass(out, &stop)? != Pass::Again {
+                break;
+            }
+        }
+        drop(turn);
+        if !args.follow {
+            break;
+        }
+        wait(bridge.store, list, seen, notify.as_mut(), &stop)?;
+    }
+    Ok(signals.received().map(signals::exit_code).unwrap_or(0))
+}
+
+/// Sleep until either side may have changed: a task file (notification), the store
+/// (its change counter moved past `seen`), the backstop, or a signal.
+fn wait(
+    store: &mut dyn Store,
+    list: &crate::model::ListId,
+    seen: u64,
+    mut notify: Option<&mut Notify>,
+    stop: &dyn Fn() -> bool,
+) -> Result<()> {
+    let until = Instant::now() + if notify.is_some() { BACKSTOP } else { POLL };
+    while !stop() && Instant::now() < until {
+        if let Some(n) = notify.as_deref_mut() {
+            if n.changed() {
+                std::thread::sleep(SETTLE);
+                n.changed();
+                return Ok(());
+            }
+        }
+        if store.change_counter(list)? != seen {
+            return Ok(());
+        }
+        store.wait_change(list, Duration::from_millis(200))?;
+    }
+    Ok(())
+}
+
+/// Take this folder's turn (see the module's note); None when told to stop first.
+fn take_turn(dir: &Path, stop: &dyn Fn() -> bool) -> Result<Option<Flock<std::fs::File>>> {
+    let path = dir.join(".task-sync.lock");
+    let cannot =
+        |e: &dyn std::fmt::Display| Error::usage(format!("cannot lock {}: {e}", path.display()));
+    let mut file = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&path)
+        .map_err(|e| cannot(&e))?;
+    let mut nap = Duration::from_millis(2);
+    loop {
+        match Flock::lock(file, FlockArg::LockExclusiveNonblock) {
+            Ok(turn) => return Ok(Some(turn)),
+            Err((f, nix::errno::Errno::EWOULDBLOCK)) => file = f,
+            Err((_, e)) => return Err(cannot(&e)),
+        }
+        if stop() {
+            return Ok(None);
+        }
+        std::thread::sleep(nap);
+        nap = (nap * 2).min(Duration::from_millis(50));
+    }
+}
