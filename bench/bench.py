@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """parallel-tasks benchmarks: whole-process costs side by side with their baselines.
 
-Usage: bench/bench.py [--quick] [calls] [profile] [batch] [scale] [wait] [workers] [pg] [before]
+Usage: bench/bench.py [--quick] [calls] [profile] [batch] [scale] [wait] [workers] [sync] [pg] [before]
 (default: all but before)
 `pg` needs a PostgreSQL server: BENCH_PG=postgres://USER:PASSWORD@HOST:PORT (each run
 makes and drops a database there; `psql` must be installed); without it, it says so and
@@ -238,6 +238,89 @@ def bench_workers(n=2000, jobs=4, rounds=3):
     print()
 
 
+def proc_cpu(pid):
+    """CPU seconds (user + system) a running process has used so far."""
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def poll_until(cond, limit=10.0):
+    t0 = time.perf_counter()
+    while not cond():
+        if time.perf_counter() - t0 > limit:
+            raise RuntimeError("timed out")
+        time.sleep(0.001)
+    return time.perf_counter() - t0
+
+
+def bench_sync(n=1000, rounds=20, idle_cpu=10.0):
+    """task-sync: a first export of a list of N tasks, a pass with nothing to do
+    (against task-list reading the same tasks as JSON), how fast --follow carries a
+    change each way, and its CPU while idle (target: not noticeable)."""
+    with tempfile.TemporaryDirectory() as d:
+        env = env_for(os.path.join(d, "tasks.db"))
+        env["CLAUDE_CONFIG_DIR"] = os.path.join(d, "claude")
+        folder = os.path.join(d, "claude", "tasks", "bench")
+        lines = os.path.join(d, "n.jsonl")
+        create_lines(lines, n)
+        run([tool("task-create"), "--from", lines], env)
+        t0 = time.perf_counter()
+        run([tool("task-sync")], env)
+        first = time.perf_counter() - t0
+        true_s, idle_s, list_s = [], [], []
+        for _ in range(rounds):
+            true_s.append(spawn_once(["/bin/true"], env)[0])
+            idle_s.append(spawn_once([tool("task-sync")], env)[0])
+            list_s.append(spawn_once([tool("task-list"), "--format", "json"], env)[0])
+        print(f"## task-sync on a list of {n} tasks")
+        print(f"first pass (writes {n} files): {first * 1000:.0f} ms")
+        print(f"a pass with nothing to do: median {median_ms(idle_s):.1f} ms "
+              f"(task-list --format json of the same tasks: {median_ms(list_s):.1f} ms; "
+              f"/bin/true {median_ms(true_s):.2f} ms)")
+        follow = subprocess.Popen([tool("task-sync"), "--follow"], env=env,
+                                  stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        try:
+            time.sleep(0.5)
+            to_file, to_store = [], []
+            for i in range(rounds):
+                subject = f"renamed {i}"
+                run([tool("task-update"), "1", "--subject", subject], env)
+                t0 = time.perf_counter()
+
+                def shows():
+                    try:
+                        with open(os.path.join(folder, "1.json")) as f:
+                            return json.load(f)["subject"] == subject
+                    except (OSError, ValueError):
+                        return False
+                poll_until(shows)
+                to_file.append(time.perf_counter() - t0)
+                fid = n + 1 + i
+                task = {"id": str(fid), "subject": f"from claude {i}", "description": "",
+                        "status": "pending", "blocks": [], "blockedBy": []}
+                with open(os.path.join(folder, f"{fid}.json"), "w") as f:
+                    f.write(json.dumps(task, indent=2))
+                t0 = time.perf_counter()
+                # Imported as the next task here (its id on this side is n + 1 + i).
+                poll_until(lambda: subprocess.run([tool("task-list"), str(n + 1 + i)], env=env,
+                                                  capture_output=True).returncode == 0)
+                to_store.append(time.perf_counter() - t0)
+            print(f"--follow, store -> file: median {median_ms(to_file):.0f} ms, max {max(to_file) * 1000:.0f} ms "
+                  f"({rounds} changes)")
+            print(f"--follow, file -> store: median {median_ms(to_store):.0f} ms, max {max(to_store) * 1000:.0f} ms "
+                  f"(a task-list poll included)")
+            time.sleep(1.0)
+            c0 = proc_cpu(follow.pid)
+            time.sleep(idle_cpu)
+            cpu = proc_cpu(follow.pid) - c0
+            print(f"--follow idle {idle_cpu:g} s: {cpu * 1000:.0f} ms CPU = {cpu / idle_cpu * 100:.2f} % of a core")
+        finally:
+            follow.terminate()
+            follow.wait()
+        print()
+
+
 def bench_profile(rounds=200):
     """Where one call's time goes, phase by phase: each phase is the difference between
     two variants of the real binary (built with the `probe` feature, `TASK_PROBE_EXIT=PHASE`
@@ -461,14 +544,14 @@ def bench_before(rounds=300):
 
 
 BENCHES = {"calls": bench_calls, "profile": bench_profile, "batch": bench_batch, "scale": bench_scale, "wait": bench_wait,
-           "workers": bench_workers, "pg": bench_pg, "before": bench_before}
+           "workers": bench_workers, "sync": bench_sync, "pg": bench_pg, "before": bench_before}
 # Run only when named: it builds another revision.
 NOT_BY_DEFAULT = {"before"}
 
 # --quick: the same code paths with a few iterations and small inputs.
 QUICK = {"calls": {"rounds": 5}, "profile": {"rounds": 3}, "batch": {"n": 1000, "rounds": 1},
          "scale": {"small": 100, "large": 1000, "rounds": 5}, "wait": {"rounds": 3, "idle_cpu": 1.0},
-         "workers": {"n": 100, "rounds": 1}, "pg": {"rounds": 3, "n": 20, "spawn_n": 50},
+         "workers": {"n": 100, "rounds": 1}, "sync": {"n": 50, "rounds": 2, "idle_cpu": 1.0}, "pg": {"rounds": 3, "n": 20, "spawn_n": 50},
          "before": {"rounds": 3}}
 
 

@@ -135,10 +135,20 @@ impl Dir {
                 }
             }
         }
-        listing.highwatermark = std::fs::read_to_string(self.path.join(".highwatermark"))
-            .ok()
-            .and_then(|s| s.trim().parse().ok());
+        listing.highwatermark = read_highwatermark(&self.path);
         Ok(listing)
+    }
+
+    /// The largest id in use now, from the names alone (no file is read): of a task file
+    /// (readable or not), or the high-water mark.
+    pub fn last_id(&self) -> io::Result<i64> {
+        let mut last = read_highwatermark(&self.path).unwrap_or(0);
+        for entry in std::fs::read_dir(&self.path)? {
+            if let Some(id) = entry?.file_name().to_str().and_then(file_id) {
+                last = last.max(id);
+            }
+        }
+        Ok(last)
     }
 
     /// Read one task file: None when it is not there, Err(reason) when it does not parse
@@ -199,6 +209,12 @@ impl Dir {
     pub fn as_path(&self) -> &Path {
         &self.path
     }
+}
+
+fn read_highwatermark(dir: &Path) -> Option<i64> {
+    std::fs::read_to_string(dir.join(".highwatermark"))
+        .ok()
+        .and_then(|s| s.trim().parse().ok())
 }
 
 /// Check that `bytes` is a task file Claude Code would accept for id `id`; its object.

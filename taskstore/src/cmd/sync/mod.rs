@@ -24,8 +24,9 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 /// The longest `--follow` goes without a pass: a backstop for a change no signal told
-/// of (Claude Code itself looks every 5 s).
-const BACKSTOP: Duration = Duration::from_secs(5);
+/// of. Long, as a pass over a big list costs tens of milliseconds and neither signal
+/// loses changes (an overflow of inotify's queue counts as a change).
+const BACKSTOP: Duration = Duration::from_secs(60);
 
 /// Without notifications, the folder is read this often.
 const POLL: Duration = Duration::from_secs(1);

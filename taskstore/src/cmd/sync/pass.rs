@@ -42,6 +42,8 @@ pub struct Bridge<'a> {
     /// Unreadable files already reported, with what was said, so that `--follow` says it
     /// once.
     reported: HashMap<i64, String>,
+    /// Whether this pass changed a task (then the export reads them again).
+    changed_tasks: bool,
 }
 
 type Edges = BTreeSet<(TaskId, TaskId)>;
@@ -56,6 +58,7 @@ impl<'a> Bridge<'a> {
             export: true,
             verbose: false,
             reported: HashMap::new(),
+            changed_tasks: false,
         }
     }
 
@@ -98,6 +101,7 @@ impl<'a> Bridge<'a> {
         let Some(listing) = self.read() else {
             return Ok(Pass::Done);
         };
+        self.changed_tasks = false;
         let tasks: BTreeMap<TaskId, Task> = self
             .store
             .tasks(self.list, &Filter::default())?
@@ -172,7 +176,19 @@ impl<'a> Bridge<'a> {
                 }
             }
         } else {
-            match self.export(out, &listing, &mut pairs, &mut forget, &doomed, stop)? {
+            let tasks = match self.changed_tasks {
+                true => self.store.tasks(self.list, &Filter::default())?,
+                false => tasks.into_values().collect(),
+            };
+            match self.export(
+                out,
+                &listing,
+                &tasks,
+                &mut pairs,
+                &mut forget,
+                &doomed,
+                stop,
+            )? {
                 Pass::Done => {}
                 other => {
                     self.save(&original, &pairs, &forget)?;
@@ -209,10 +225,13 @@ impl<'a> Bridge<'a> {
             ..Update::default()
         };
         match self.store.update(self.list, &[t.id], &u) {
-            Ok(_) => self.say(
-                out,
-                format_args!("cancelled {} ({file}.json was deleted)", t.id),
-            ),
+            Ok(_) => {
+                self.changed_tasks = true;
+                self.say(
+                    out,
+                    format_args!("cancelled {} ({file}.json was deleted)", t.id),
+                )
+            }
             Err(e) if e.kind != Kind::Store => {
                 self.problem(format_args!("{}: not cancelled: {e}", t.id));
                 Ok(())
@@ -239,7 +258,10 @@ impl<'a> Bridge<'a> {
             return Ok(Pass::Done);
         }
         let ids = match self.store.sync_import(self.list, &imports) {
-            Ok(ids) => ids,
+            Ok(ids) => {
+                self.changed_tasks = true;
+                ids
+            }
             Err(e) if e.kind == Kind::Conflict => return Ok(Pass::Again),
             Err(e) if e.kind != Kind::Store => {
                 self.problem(format_args!("new files not imported: {e}"));
@@ -284,10 +306,13 @@ impl<'a> Bridge<'a> {
                 continue;
             };
             match self.store.update(self.list, &[t.id], &u) {
-                Ok(_) => self.say(
-                    out,
-                    format_args!("{} ← {f}.json: {}", t.id, names.join(", ")),
-                )?,
+                Ok(_) => {
+                    self.changed_tasks = true;
+                    self.say(
+                        out,
+                        format_args!("{} ← {f}.json: {}", t.id, names.join(", ")),
+                    )?
+                }
                 // It changed here meanwhile, or the edit is not allowed: this store's
                 // version stands, and the file is rewritten.
                 Err(e) if e.kind != Kind::Store => self.problem(format_args!(
@@ -345,7 +370,10 @@ impl<'a> Bridge<'a> {
         }
         for (id, u) in per_task {
             match self.store.update(self.list, &[id], &u) {
-                Ok(_) => self.say(out, format_args!("{id} ← blockers from the files"))?,
+                Ok(_) => {
+                    self.changed_tasks = true;
+                    self.say(out, format_args!("{id} ← blockers from the files"))?
+                }
                 Err(e) if e.kind != Kind::Store => {
                     self.problem(format_args!("blockers of {id} not changed: {e}"))
                 }
@@ -356,16 +384,17 @@ impl<'a> Bridge<'a> {
     }
 
     /// Write the file of every task that needs one, under Claude Code's lock.
+    #[allow(clippy::too_many_arguments)]
     fn export(
         &mut self,
         out: &mut dyn Write,
         before: &Listing,
+        tasks: &[Task],
         pairs: &mut BTreeMap<TaskId, SyncPair>,
         forget: &mut Vec<TaskId>,
         doomed: &[(TaskId, i64)],
         stop: &dyn Fn() -> bool,
     ) -> Result<Pass> {
-        let tasks = self.store.tasks(self.list, &Filter::default())?;
         let lock = match Lock::take(&self.dir.path, LOCK_PATIENCE, stop) {
             Ok(lock) => lock,
             Err(NotTaken::Stopped) => return Ok(Pass::Stopped),
@@ -385,18 +414,20 @@ impl<'a> Bridge<'a> {
                 return Ok(Pass::Done);
             }
         };
-        // Read again under the lock: what Claude Code wrote since is either merged next
-        // time (a changed file is not overwritten now) or holds an id not to hand out.
-        let Some(now) = self.read() else {
-            return Ok(Pass::Done);
+        // Ids in use now, under the lock: Claude Code may have made files since the read.
+        let last = match self.dir.last_id() {
+            Ok(last) => last,
+            Err(e) => {
+                self.problem(format_args!("cannot read {}: {e}", self.dir.path.display()));
+                return Ok(Pass::Done);
+            }
         };
-        let mut next = now
-            .last_id()
+        let mut next = last
             .max(before.last_id())
             .max(pairs.values().filter_map(|p| p.file).max().unwrap_or(0))
             + 1;
         let mut assigned = Vec::new();
-        for t in &tasks {
+        for t in tasks {
             let wanted = match pairs.get(&t.id) {
                 None => true,
                 // Its file is gone: written again only while the task is open (a
@@ -420,19 +451,19 @@ impl<'a> Bridge<'a> {
             .values()
             .filter_map(|p| p.file.map(|f| (p.task, f)))
             .collect();
-        for t in &tasks {
+        for t in tasks {
             let Some(&f) = file_of.get(&t.id) else {
                 continue;
             };
-            let current = now.files.get(&f);
-            let unchanged = before.files.get(&f).map(|x| &x.bytes) == current.map(|x| &x.bytes);
-            if now.unreadable.contains_key(&f) || !unchanged {
-                continue; // being written, or edited since the merge: next pass
+            if before.unreadable.contains_key(&f) {
+                continue; // being written: next pass
             }
+            let current = before.files.get(&f);
             let want = fields::of_task(t, f, &file_of, current);
             let state = fields::canon(&want);
             if current.is_none_or(|c| fields::canon(&c.fields) != state) {
-                // The last look: a write by Claude Code since the listing is not lost.
+                // A file Claude Code wrote since the pass read it is merged first, next
+                // pass: it is not overwritten now.
                 let there = self.dir.bytes(f).ok().flatten();
                 if there.as_ref() != current.map(|c| &c.bytes) {
                     continue;
@@ -449,7 +480,7 @@ impl<'a> Bridge<'a> {
         }
         for &(id, f) in doomed {
             let there = self.dir.bytes(f).ok().flatten();
-            if there.as_ref() == now.files.get(&f).map(|c| &c.bytes) {
+            if there.as_ref() == before.files.get(&f).map(|c| &c.bytes) {
                 if let Err(e) = self.dir.remove(f) {
                     self.problem(format_args!("cannot delete {f}.json: {e}"));
                     continue;
