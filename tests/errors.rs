@@ -587,6 +587,7 @@ fn store_that_is_not_a_database() {
         ("task-create", vec!["x"]),
         ("task-update", vec!["1", "-s", "completed"]),
         ("task-update", vec!["--claim", "--owner", "w1"]),
+        ("task-sync", vec![]),
     ] {
         let r = s.exec(bin, &args);
         assert_failure(&r, bin, 5, &["not a", "garbage.db"]);
@@ -604,6 +605,7 @@ fn refused_by_all(s: &Store) {
         ("task-list", vec![]),
         ("task-create", vec!["x"]),
         ("task-update", vec!["1", "-s", "completed"]),
+        ("task-sync", vec![]),
     ] {
         let r = s.exec(bin, &args);
         assert_failure(&r, bin, 5, &["99", "newer"]);

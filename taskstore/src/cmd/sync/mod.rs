@@ -45,8 +45,9 @@ pub fn run(args: SyncArgs, out: &mut dyn Write) -> Result<u8> {
         Some(d) => d,
         None => claude::default_dir(list)?,
     };
-    let dir = Dir::open(path)?;
+    // The store first: a store that fails leaves no folder behind.
     let mut store = args.store.open(Access::Write)?;
+    let dir = Dir::open(path)?;
     if args.follow {
         store.keep_trying(PATIENCE);
     }
