@@ -214,6 +214,30 @@ impl<'a> Bridge<'a> {
         self.store.sync_save(self.list, &changed, forget)
     }
 
+    /// Apply an edit from Claude Code's side. Refused (the task changed here meanwhile,
+    /// or the edit is not allowed, a cycle say): this store's version stands, the file is
+    /// rewritten with it, and one line on stderr says so.
+    fn apply(
+        &mut self,
+        out: &mut dyn Write,
+        id: TaskId,
+        u: &Update,
+        done: String,
+        refused: String,
+    ) -> Result<()> {
+        match self.store.update(self.list, &[id], u) {
+            Ok(_) => {
+                self.changed_tasks = true;
+                self.say(out, done)
+            }
+            Err(e) if e.kind != Kind::Store => {
+                self.problem(format_args!("{refused}: {e}"));
+                Ok(())
+            }
+            Err(e) => Err(e),
+        }
+    }
+
     /// Cancel a task whose file alone was deleted on Claude Code's side.
     fn cancel(&mut self, out: &mut dyn Write, t: &Task, file: i64) -> Result<()> {
         let u = Update {
@@ -224,20 +248,13 @@ impl<'a> Bridge<'a> {
             if_status: vec![t.status],
             ..Update::default()
         };
-        match self.store.update(self.list, &[t.id], &u) {
-            Ok(_) => {
-                self.changed_tasks = true;
-                self.say(
-                    out,
-                    format_args!("cancelled {} ({file}.json was deleted)", t.id),
-                )
-            }
-            Err(e) if e.kind != Kind::Store => {
-                self.problem(format_args!("{}: not cancelled: {e}", t.id));
-                Ok(())
-            }
-            Err(e) => Err(e),
-        }
+        self.apply(
+            out,
+            t.id,
+            &u,
+            format!("cancelled {} ({file}.json was deleted)", t.id),
+            format!("{}: not cancelled", t.id),
+        )
     }
 
     /// Files without a pair become tasks.
@@ -305,23 +322,13 @@ impl<'a> Bridge<'a> {
             let Some((u, names)) = fields::merge(t, base, &theirs, &ours) else {
                 continue;
             };
-            match self.store.update(self.list, &[t.id], &u) {
-                Ok(_) => {
-                    self.changed_tasks = true;
-                    self.say(
-                        out,
-                        format_args!("{} ← {f}.json: {}", t.id, names.join(", ")),
-                    )?
-                }
-                // It changed here meanwhile, or the edit is not allowed: this store's
-                // version stands, and the file is rewritten.
-                Err(e) if e.kind != Kind::Store => self.problem(format_args!(
-                    "{f}.json: {} not taken into {}: {e}",
-                    names.join(", "),
-                    t.id
-                )),
-                Err(e) => return Err(e),
-            }
+            self.apply(
+                out,
+                t.id,
+                &u,
+                format!("{} ← {f}.json: {}", t.id, names.join(", ")),
+                format!("{f}.json: {} not taken into {}", names.join(", "), t.id),
+            )?;
         }
         Ok(())
     }
@@ -369,16 +376,13 @@ impl<'a> Bridge<'a> {
             }
         }
         for (id, u) in per_task {
-            match self.store.update(self.list, &[id], &u) {
-                Ok(_) => {
-                    self.changed_tasks = true;
-                    self.say(out, format_args!("{id} ← blockers from the files"))?
-                }
-                Err(e) if e.kind != Kind::Store => {
-                    self.problem(format_args!("blockers of {id} not changed: {e}"))
-                }
-                Err(e) => return Err(e),
-            }
+            self.apply(
+                out,
+                id,
+                &u,
+                format!("{id} ← blockers from the files"),
+                format!("blockers of {id} not changed"),
+            )?;
         }
         Ok(())
     }
