@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """parallel-tasks benchmarks: whole-process costs side by side with their baselines.
 
-Usage: bench/bench.py [--quick] [calls] [profile] [batch] [scale] [wait] [workers] [sync] [pg] [before]
+Usage: bench/bench.py [--quick] [calls] [profile] [batch] [scale] [wait] [workers] [sync] [scopes] [pg] [before]
 (default: all but before)
 `pg` needs a PostgreSQL server: BENCH_PG=postgres://USER:PASSWORD@HOST:PORT (each run
 makes and drops a database there; `psql` must be installed); without it, it says so and
@@ -321,6 +321,37 @@ def bench_sync(n=1000, rounds=20, idle_cpu=10.0):
         print()
 
 
+def bench_scopes(held=10_000, rounds=100):
+    """Claim cost of a scoped task with 10 000 scoped tasks in progress against none
+    (target: flat)."""
+    def claim_ms(with_held):
+        with tempfile.TemporaryDirectory() as d:
+            env = env_for(os.path.join(d, "tasks.db"))
+            lines = os.path.join(d, "held.jsonl")
+            with open(lines, "w") as f:
+                for i in range(held):
+                    f.write(json.dumps({"subject": f"held {i}", "scopes": [f"src/m{i}/lib.rs"]}) + "\n")
+            run([tool("task-create"), "--from", lines], env)
+            if with_held:
+                ids = run([tool("task-list"), "--format", "ids", "--limit", str(held)], env).stdout.split()
+                run([tool("task-update"), "-", "--status", "in_progress"], env, input="\n".join(ids))
+            else:
+                run([tool("task-update"), "-", "--status", "completed"], env,
+                    input="\n".join(run([tool("task-list"), "--format", "ids"], env).stdout.split()))
+            run([tool("task-create"), "candidate", "--scope", "docs/guide.md"], env)
+            samples = []
+            for _ in range(rounds):
+                dt, code = spawn_once([tool("task-update"), "--claim", "--owner", "b"], env)
+                assert code == 0, "nothing claimed"
+                samples.append(dt)
+                run([tool("task-update"), "--release", str(held + 1)], env)
+            return median_ms(samples)
+    none, busy = claim_ms(False), claim_ms(True)
+    print(f"## claim of a scoped task ({rounds} runs, median)")
+    print(f"no scoped task in progress: {none:.2f} ms; {held} in progress: {busy:.2f} ms; ratio {busy / none:.2f}")
+    print()
+
+
 def bench_profile(rounds=200):
     """Where one call's time goes, phase by phase: each phase is the difference between
     two variants of the real binary (built with the `probe` feature, `TASK_PROBE_EXIT=PHASE`
@@ -544,14 +575,15 @@ def bench_before(rounds=300):
 
 
 BENCHES = {"calls": bench_calls, "profile": bench_profile, "batch": bench_batch, "scale": bench_scale, "wait": bench_wait,
-           "workers": bench_workers, "sync": bench_sync, "pg": bench_pg, "before": bench_before}
+           "workers": bench_workers, "sync": bench_sync, "scopes": bench_scopes, "pg": bench_pg, "before": bench_before}
 # Run only when named: it builds another revision.
 NOT_BY_DEFAULT = {"before"}
 
 # --quick: the same code paths with a few iterations and small inputs.
 QUICK = {"calls": {"rounds": 5}, "profile": {"rounds": 3}, "batch": {"n": 1000, "rounds": 1},
          "scale": {"small": 100, "large": 1000, "rounds": 5}, "wait": {"rounds": 3, "idle_cpu": 1.0},
-         "workers": {"n": 100, "rounds": 1}, "sync": {"n": 50, "rounds": 2, "idle_cpu": 1.0}, "pg": {"rounds": 3, "n": 20, "spawn_n": 50},
+         "workers": {"n": 100, "rounds": 1}, "sync": {"n": 50, "rounds": 2, "idle_cpu": 1.0},
+         "scopes": {"held": 100, "rounds": 3}, "pg": {"rounds": 3, "n": 20, "spawn_n": 50},
          "before": {"rounds": 3}}
 
 

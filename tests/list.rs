@@ -161,7 +161,7 @@ fn csv_with_header_and_fields() {
         lines.next(),
         Some(
             "id,list,key,subject,description,activeForm,status,owner,claimToken,blockedBy,blocks,priority,\
-             metadata,attempts,maxAttempts,ready,result,log,exitCode,createdAt,updatedAt,\
+             metadata,scopes,attempts,maxAttempts,ready,result,log,exitCode,createdAt,updatedAt,\
              startedAt,finishedAt"
         )
     );

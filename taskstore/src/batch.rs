@@ -3,7 +3,7 @@
 
 use crate::bail;
 use crate::error::{Error, Result};
-use crate::model::{check_key, parse_meta, BlockerRef, NewTask, TaskId, TaskRef};
+use crate::model::{check_key, normalize_scope, parse_meta, BlockerRef, NewTask, TaskId, TaskRef};
 use serde::Deserialize;
 use serde_json::{Map, Value};
 use std::collections::HashMap;
@@ -25,6 +25,7 @@ struct Record {
     metadata: Option<Map<String, Value>>,
     owner: Option<String>,
     max_attempts: Option<i64>,
+    scopes: Option<Vec<String>>,
 }
 
 /// A [`Record`] written as a JSON object only: serde would also take a struct from an
@@ -173,6 +174,12 @@ fn from_record(r: Record, origin: String) -> Result<Raw> {
             metadata: r.metadata.unwrap_or_default(),
             owner: r.owner,
             max_attempts: r.max_attempts.unwrap_or(1),
+            scopes: r
+                .scopes
+                .unwrap_or_default()
+                .iter()
+                .map(|s| normalize_scope(s).map_err(|e| e.context(&origin)))
+                .collect::<Result<_>>()?,
             origin,
         },
         blocked_by,
@@ -196,6 +203,7 @@ fn parse_csv(text: &str) -> Result<Vec<Raw>> {
         "priority",
         "owner",
         "maxAttempts",
+        "scopes",
         "metadata",
     ];
     for (i, h) in headers.iter().enumerate() {
@@ -248,6 +256,12 @@ fn parse_csv(text: &str) -> Result<Vec<Raw>> {
                 "owner" => task.owner = Some(cell.to_string()),
                 "priority" => task.priority = int("priority")?,
                 "maxAttempts" => task.max_attempts = int("maxAttempts")?,
+                "scopes" => {
+                    for scope in cell.split(';').map(str::trim).filter(|s| !s.is_empty()) {
+                        task.scopes
+                            .push(normalize_scope(scope).map_err(|e| e.context(&origin))?);
+                    }
+                }
                 "blockedBy" => blocked_by.extend(
                     cell.split(|c: char| c == ',' || c == ';' || c.is_whitespace())
                         .filter(|s| !s.is_empty())

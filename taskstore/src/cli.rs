@@ -95,6 +95,9 @@ fn parse_list(s: &str) -> Result<ListId, String> {
 fn parse_ref(s: &str) -> Result<TaskRef, String> {
     s.parse().map_err(|e: crate::Error| e.message)
 }
+fn parse_scope(s: &str) -> Result<String, String> {
+    crate::model::normalize_scope(s).map_err(|e| e.message)
+}
 fn parse_key(s: &str) -> Result<String, String> {
     check_key(s).map_err(|e| e.message)?;
     Ok(s.to_string())
@@ -205,6 +208,10 @@ pub struct CreateArgs {
     /// How many runs worker-spawn may give it
     #[arg(long, value_name = "N", default_value_t = 1, value_parser = parse_attempts)]
     pub max_attempts: i64,
+    /// A file, folder or resource the task changes (repeatable): a claim never runs two
+    /// tasks whose scopes overlap at once
+    #[arg(long, value_name = "PATH", value_parser = parse_scope)]
+    pub scope: Vec<String>,
     /// A name for the task, unique in the list: if a task has it, create nothing and print that task
     #[arg(long, value_name = "KEY", value_parser = parse_key)]
     pub key: Option<String>,
@@ -352,6 +359,12 @@ pub struct UpdateArgs {
     /// Stop these tasks (by id or key) waiting for the changed ones
     #[arg(long, value_name = "ID|KEY,…", value_delimiter = ',', value_parser = parse_ref)]
     pub remove_blocks: Vec<TaskRef>,
+    /// Add a write scope: a file or folder the task changes (repeatable)
+    #[arg(long, value_name = "PATH", value_parser = parse_scope)]
+    pub scope: Vec<String>,
+    /// Remove a write scope (repeatable)
+    #[arg(long, value_name = "PATH", value_parser = parse_scope)]
+    pub remove_scope: Vec<String>,
     /// Record the task's result; '-' reads it from stdin
     #[arg(long, value_name = "TEXT|-")]
     pub result: Option<String>,

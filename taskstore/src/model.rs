@@ -55,6 +55,59 @@ pub fn check_key(key: &str) -> Result<()> {
     bail!(usage, "invalid key '{}': {why}", key.escape_debug())
 }
 
+/// A write scope in its one spelling: a path relative to the repository root (or a
+/// resource name), with `.` segments, empty segments and a trailing `/` dropped; `.` for
+/// the whole repository. `..` and absolute paths are refused: a scope never leaves the
+/// repository.
+pub fn normalize_scope(raw: &str) -> Result<String> {
+    let bad = |why: &str| -> Result<String> {
+        bail!(usage, "invalid scope '{}': {why}", raw.escape_debug())
+    };
+    if raw.is_empty() {
+        return bad("it is empty");
+    }
+    if raw.starts_with('/') {
+        return bad("it is absolute (give a path relative to the repository root)");
+    }
+    if raw.chars().any(char::is_control) {
+        return bad("it contains a control character");
+    }
+    let mut parts = Vec::new();
+    for seg in raw.split('/') {
+        match seg {
+            "" | "." => {}
+            ".." => return bad("'..' leaves the repository"),
+            s => parts.push(s),
+        }
+    }
+    Ok(match parts.is_empty() {
+        true => ".".into(),
+        false => parts.join("/"),
+    })
+}
+
+/// The keys a scope is indexed under: the scope itself (exact), and each folder above
+/// it up to `.` (not exact). Two scopes conflict exactly when they share a key that is
+/// exact for at least one of them: equal, or one a folder prefix of the other.
+pub fn scope_keys(scope: &str) -> Vec<(String, bool)> {
+    let mut keys = vec![(scope.to_string(), true)];
+    if scope != "." {
+        keys.push((".".into(), false));
+        for (i, _) in scope.match_indices('/') {
+            keys.push((scope[..i].to_string(), false));
+        }
+    }
+    keys
+}
+
+/// Whether two normalised scopes conflict (the rule the claim applies in SQL).
+pub fn scopes_conflict(a: &str, b: &str) -> bool {
+    let ka = scope_keys(a);
+    scope_keys(b)
+        .iter()
+        .any(|(k, exact)| ka.iter().any(|(j, e)| j == k && (*e || *exact)))
+}
+
 /// A task named on the command line or in a batch: by id (`3`, `#3`), or by its key.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub enum TaskRef {
@@ -255,6 +308,8 @@ pub struct Task {
     pub blocks: Vec<TaskId>,
     pub priority: i64,
     pub metadata: Map<String, Value>,
+    /// Normalised write scopes, sorted.
+    pub scopes: Vec<String>,
     pub attempts: i64,
     pub max_attempts: i64,
     pub result: Option<String>,
@@ -292,6 +347,8 @@ pub struct NewTask {
     pub metadata: Map<String, Value>,
     pub owner: Option<String>,
     pub max_attempts: i64,
+    /// Normalised write scopes.
+    pub scopes: Vec<String>,
     /// Where the record came from (`line 3`), for messages; empty for a single task.
     pub origin: String,
 }
@@ -460,5 +517,45 @@ mod tests {
         assert_eq!(parse_meta("a=").unwrap(), ("a".into(), None));
         assert!(parse_meta("a").is_err());
         assert!(parse_meta("=1").is_err());
+    }
+}
+
+#[cfg(test)]
+mod scope_tests {
+    use super::{normalize_scope, scopes_conflict};
+
+    #[test]
+    fn scopes_normalise_to_one_spelling() {
+        for (raw, norm) in [
+            ("src", "src"),
+            ("./src/", "src"),
+            ("src//auth///login.rs", "src/auth/login.rs"),
+            ("./", "."),
+            (".", "."),
+            ("a/./b", "a/b"),
+        ] {
+            assert_eq!(normalize_scope(raw).unwrap(), norm, "{raw}");
+        }
+        for bad in ["", "..", "a/../b", "/abs", "a\nb"] {
+            assert!(normalize_scope(bad).is_err(), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn scopes_conflict_on_folder_boundaries() {
+        for (a, b, want) in [
+            ("src", "src", true),
+            ("src", "src/auth/login.rs", true),
+            ("src/auth/login.rs", "src", true),
+            ("src/auth", "src/auth/login.rs", true),
+            ("src/a", "src/ab.rs", false),
+            ("src/ab.rs", "src/a", false),
+            ("src/auth", "src/authz", false),
+            ("docs", "src", false),
+            (".", "anything/at/all", true),
+            ("a/b/c", "a/b/d", false),
+        ] {
+            assert_eq!(scopes_conflict(a, b), want, "{a} vs {b}");
+        }
     }
 }

@@ -23,6 +23,7 @@ pub const FIELDS: &[&str] = &[
     "blocks",
     "priority",
     "metadata",
+    "scopes",
     "attempts",
     "maxAttempts",
     "ready",
@@ -71,6 +72,7 @@ fn field(t: &Task, name: &str) -> Value {
         "blocks" => ids_json(&t.blocks),
         "priority" => json!(t.priority),
         "metadata" => Value::Object(t.metadata.clone()),
+        "scopes" => json!(t.scopes),
         "attempts" => json!(t.attempts),
         "maxAttempts" => json!(t.max_attempts),
         "ready" => json!(t.is_ready()),
@@ -94,6 +96,9 @@ pub fn text_line(t: &Task) -> String {
     if !t.open_blockers.is_empty() {
         let b: Vec<String> = t.open_blockers.iter().map(|b| b.to_string()).collect();
         s += &format!(" [blocked by {}]", b.join(", "));
+    }
+    if !t.scopes.is_empty() {
+        s += &format!(" [scopes: {}]", one_line(&t.scopes.join(", ")));
     }
     s
 }
@@ -142,8 +147,12 @@ pub fn write_csv(out: &mut dyn Write, tasks: &[Task], fields: &[String]) -> Resu
     };
     w.write_record(&fields).map_err(csv_err)?;
     for t in tasks {
-        w.write_record(fields.iter().map(|f| csv_cell(&field(t, f))))
-            .map_err(csv_err)?;
+        // Scopes as a batch's `scopes` column takes them: `;` between them.
+        w.write_record(fields.iter().map(|&f| match f {
+            "scopes" => t.scopes.join(";"),
+            f => csv_cell(&field(t, f)),
+        }))
+        .map_err(csv_err)?;
     }
     w.flush()?;
     Ok(())

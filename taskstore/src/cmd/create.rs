@@ -64,6 +64,7 @@ pub fn run(a: CreateArgs, out: &mut dyn Write) -> Result<u8> {
                 metadata,
                 owner: a.owner,
                 max_attempts: a.max_attempts,
+                scopes: a.scope,
                 origin: String::new(),
             }]
         }

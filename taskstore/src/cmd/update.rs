@@ -25,6 +25,8 @@ pub fn run(a: UpdateArgs, out: &mut dyn Write) -> Result<u8> {
         ("--remove-blocked-by", !a.remove_blocked_by.is_empty()),
         ("--add-blocks", !a.add_blocks.is_empty()),
         ("--remove-blocks", !a.remove_blocks.is_empty()),
+        ("--scope", !a.scope.is_empty()),
+        ("--remove-scope", !a.remove_scope.is_empty()),
         ("--result", a.result.is_some()),
     ];
     let first_edit = edits.iter().find(|(_, given)| *given).map(|(f, _)| *f);
@@ -128,6 +130,8 @@ pub fn run(a: UpdateArgs, out: &mut dyn Write) -> Result<u8> {
         remove_blocked_by: a.remove_blocked_by,
         add_blocks: a.add_blocks,
         remove_blocks: a.remove_blocks,
+        add_scopes: a.scope,
+        remove_scopes: a.remove_scope,
         result: stdin.text(a.result, "--result -")?,
         note: None,
         if_status: a.if_status,

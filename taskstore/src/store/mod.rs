@@ -93,6 +93,9 @@ pub struct Update {
     pub remove_blocked_by: Vec<TaskRef>,
     pub add_blocks: Vec<TaskRef>,
     pub remove_blocks: Vec<TaskRef>,
+    /// Normalised write scopes to add and to remove.
+    pub add_scopes: Vec<String>,
+    pub remove_scopes: Vec<String>,
     pub result: Option<String>,
     /// A line appended to the task's log (why something outside the task changed it).
     pub note: Option<String>,

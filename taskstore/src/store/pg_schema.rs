@@ -129,6 +129,47 @@ CREATE TABLE sync_files (
     UNIQUE (list_id, file)
 );
 "#,
+    // 3: write scopes (SQLite's 5: the same tables, the triggers in PL/pgSQL).
+    r#"
+CREATE TABLE scope_keys (
+    list_id BIGINT NOT NULL,
+    task    BIGINT NOT NULL,
+    key     TEXT   NOT NULL,
+    exact   BIGINT NOT NULL,
+    PRIMARY KEY (list_id, task, key, exact)
+);
+CREATE TABLE held_scopes (
+    list_id BIGINT NOT NULL,
+    task    BIGINT NOT NULL,
+    key     TEXT   NOT NULL,
+    exact   BIGINT NOT NULL,
+    PRIMARY KEY (list_id, key, exact, task)
+);
+
+CREATE FUNCTION tasks_scopes_held() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    IF NEW.status = 'in_progress' THEN
+        INSERT INTO held_scopes (list_id, task, key, exact)
+            SELECT list_id, task, key, exact FROM scope_keys WHERE list_id = NEW.list_id AND task = NEW.id
+            ON CONFLICT DO NOTHING;
+    ELSE
+        DELETE FROM held_scopes WHERE list_id = NEW.list_id AND task = NEW.id;
+    END IF;
+    RETURN NULL;
+END $$;
+CREATE TRIGGER scopes_held AFTER UPDATE OF status ON tasks FOR EACH ROW
+    WHEN ((OLD.status = 'in_progress') <> (NEW.status = 'in_progress'))
+    EXECUTE FUNCTION tasks_scopes_held();
+
+CREATE FUNCTION tasks_scopes_deleted() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    DELETE FROM scope_keys WHERE list_id = OLD.list_id AND task = OLD.id;
+    DELETE FROM held_scopes WHERE list_id = OLD.list_id AND task = OLD.id;
+    RETURN OLD;
+END $$;
+CREATE TRIGGER scopes_deleted BEFORE DELETE ON tasks FOR EACH ROW
+    EXECUTE FUNCTION tasks_scopes_deleted();
+"#,
 ];
 
 pub const SCHEMA_VERSION: i64 = MIGRATIONS.len() as i64;

@@ -118,6 +118,42 @@ CREATE TABLE sync_files (
     UNIQUE (list_id, file)
 );
 "#,
+    // 5: write scopes. `scope_keys` indexes every task's scopes: each scope under itself
+    //    (exact = 1) and under every folder above it, up to `.` (exact = 0); two scopes
+    //    conflict when they share a key that is exact for one of them. `held_scopes` is
+    //    the same rows for the tasks in progress only, kept by triggers, so that a claim
+    //    checks its candidate against what is held with index look-ups, however many
+    //    tasks the list has.
+    r#"
+CREATE TABLE scope_keys (
+    list_id INTEGER NOT NULL,
+    task    INTEGER NOT NULL,
+    key     TEXT    NOT NULL,
+    exact   INTEGER NOT NULL,
+    PRIMARY KEY (list_id, task, key, exact)
+) WITHOUT ROWID;
+CREATE TABLE held_scopes (
+    list_id INTEGER NOT NULL,
+    task    INTEGER NOT NULL,
+    key     TEXT    NOT NULL,
+    exact   INTEGER NOT NULL,
+    PRIMARY KEY (list_id, key, exact, task)
+) WITHOUT ROWID;
+
+CREATE TRIGGER scopes_held AFTER UPDATE OF status ON tasks
+WHEN NEW.status = 'in_progress' AND OLD.status <> 'in_progress' BEGIN
+    INSERT OR IGNORE INTO held_scopes (list_id, task, key, exact)
+        SELECT list_id, task, key, exact FROM scope_keys WHERE list_id = NEW.list_id AND task = NEW.id;
+END;
+CREATE TRIGGER scopes_freed AFTER UPDATE OF status ON tasks
+WHEN OLD.status = 'in_progress' AND NEW.status <> 'in_progress' BEGIN
+    DELETE FROM held_scopes WHERE list_id = NEW.list_id AND task = NEW.id;
+END;
+CREATE TRIGGER scopes_deleted BEFORE DELETE ON tasks BEGIN
+    DELETE FROM scope_keys WHERE list_id = OLD.list_id AND task = OLD.id;
+    DELETE FROM held_scopes WHERE list_id = OLD.list_id AND task = OLD.id;
+END;
+"#,
 ];
 
 pub const SCHEMA_VERSION: i64 = MIGRATIONS.len() as i64;

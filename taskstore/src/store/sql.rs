@@ -15,7 +15,7 @@ use super::{
 use crate::bail;
 use crate::error::{Cause, Error, Result};
 use crate::graph;
-use crate::model::{ListId, NewTask, OnConflict, Status, StatusFilter, Task, TaskId};
+use crate::model::{scope_keys, ListId, NewTask, OnConflict, Status, StatusFilter, Task, TaskId};
 use crate::probe;
 use crate::time::duration_ms;
 use serde_json::{Map, Value};
@@ -388,6 +388,7 @@ impl<D: Db> Tx<'_, D> {
             .map(|r| task_from_row(r, list))
             .collect::<Result<_>>()?;
         self.load_edges_of(lpk, &mut tasks)?;
+        self.load_scopes(lpk, &mut tasks)?;
         Ok(tasks)
     }
 
@@ -467,6 +468,74 @@ impl<D: Db> Tx<'_, D> {
 
     /// Recover the lost claims of one list (see `Store::reap`); `host` empty: lease
     /// expiry only. Returns the ids of the tasks recovered.
+    /// Make `scopes` the task's write scopes: its keys rewritten, and the held ones too
+    /// while it is in progress (the triggers only act on a change of status).
+    fn set_scopes(&mut self, lpk: i64, id: TaskId, scopes: &[String]) -> Result<()> {
+        let args = [lpk.into(), id.0.into()];
+        self.exec(
+            "DELETE FROM scope_keys WHERE list_id = ?1 AND task = ?2",
+            &args,
+        )?;
+        self.exec(
+            "DELETE FROM held_scopes WHERE list_id = ?1 AND task = ?2",
+            &args,
+        )?;
+        let mut keys: Vec<(String, bool)> = scopes.iter().flat_map(|s| scope_keys(s)).collect();
+        keys.sort();
+        keys.dedup();
+        for chunk in keys.chunks(CHUNK) {
+            let mut a = Args::default();
+            let rows: Vec<String> = chunk
+                .iter()
+                .map(|(k, exact)| {
+                    format!(
+                        "({}, {}, {}, {})",
+                        a.p(lpk),
+                        a.p(id.0),
+                        a.p(k.as_str()),
+                        a.p(*exact as i64)
+                    )
+                })
+                .collect();
+            self.exec(
+                &format!(
+                    "INSERT INTO scope_keys (list_id, task, key, exact) VALUES {} ON CONFLICT DO NOTHING",
+                    rows.join(", ")
+                ),
+                &a.0,
+            )?;
+        }
+        self.exec(
+            "INSERT INTO held_scopes (list_id, task, key, exact) \
+             SELECT k.list_id, k.task, k.key, k.exact FROM scope_keys k \
+             JOIN tasks t ON t.list_id = k.list_id AND t.id = k.task AND t.status = 'in_progress' \
+             WHERE k.list_id = ?1 AND k.task = ?2",
+            &args,
+        )?;
+        Ok(())
+    }
+
+    /// Fill in the tasks' scopes (exact keys), for tasks in id order between the first's
+    /// and the last's.
+    fn load_scopes(&mut self, lpk: i64, tasks: &mut [Task]) -> Result<()> {
+        let (Some(first), Some(last)) = (tasks.first(), tasks.last()) else {
+            return Ok(());
+        };
+        let at: std::collections::HashMap<i64, usize> =
+            tasks.iter().enumerate().map(|(i, t)| (t.id.0, i)).collect();
+        let rows = self.q(
+            "SELECT task, key FROM scope_keys WHERE list_id = ?1 AND task BETWEEN ?2 AND ?3 \
+             AND exact = 1 ORDER BY task, key",
+            &[lpk.into(), first.id.0.into(), last.id.0.into()],
+        )?;
+        for r in rows {
+            if let Some(&i) = at.get(&r.int(0)?) {
+                tasks[i].scopes.push(r.text(1)?);
+            }
+        }
+        Ok(())
+    }
+
     /// Create a batch of tasks as [`plan_create`] decides (see [`Store::create`]).
     fn insert_tasks(
         &mut self,
@@ -524,6 +593,15 @@ impl<D: Db> Tx<'_, D> {
                 ),
                 &a.0,
             )?;
+        }
+        let mut scoped = Vec::new();
+        for (n, &i) in plan.new.iter().enumerate() {
+            if !tasks[i].scopes.is_empty() {
+                scoped.push((TaskId(first + n as i64), tasks[i].scopes.clone()));
+            }
+        }
+        for (id, scopes) in scoped {
+            self.set_scopes(lpk, id, &scopes)?;
         }
         let mut edges = Vec::new();
         for (n, blockers) in plan.blockers.iter().enumerate() {
@@ -659,6 +737,7 @@ fn task_from_row(r: &Row, list: &ListId) -> Result<Task> {
         owner: r.opt_text(5)?,
         priority: r.int(6)?,
         metadata: json_object(&r.text(7)?),
+        scopes: Vec::new(),
         attempts: r.int(8)?,
         max_attempts: r.int(9)?,
         result: r.opt_text(10)?,
@@ -1021,6 +1100,19 @@ impl<D: Db> Store for SqlStore<D> {
                     args.p(id.0)
                 );
                 tx.exec(&sql, &args.0)?;
+                if !u.add_scopes.is_empty() || !u.remove_scopes.is_empty() {
+                    let mut scopes: Vec<String> = tx
+                        .q(
+                            "SELECT key FROM scope_keys WHERE list_id = ?1 AND task = ?2 AND exact = 1",
+                            &[lpk.into(), id.0.into()],
+                        )?
+                        .iter()
+                        .map(|r| r.text(0))
+                        .collect::<Result<_>>()?;
+                    scopes.retain(|s| !u.remove_scopes.contains(s));
+                    scopes.extend(u.add_scopes.iter().cloned());
+                    tx.set_scopes(lpk, id, &scopes)?;
+                }
                 for &b in &add_blocked_by {
                     tx.add_edge(lpk, list, b, id)?;
                 }
@@ -1106,7 +1198,12 @@ impl<D: Db> Store for SqlStore<D> {
             let now = tx.now;
             // A `--limit` counts the tasks in progress: no other claimer of the list may
             // claim between that count and this claim.
-            if !c.limits.is_empty() {
+            // So does a scope check, when the list has scoped tasks: two claimers must not
+            // both take tasks whose scopes overlap.
+            let scoped = tx
+                .one("SELECT 1 FROM scope_keys WHERE list_id = ?1 LIMIT 1", &[lpk.into()])?
+                .is_some();
+            if !c.limits.is_empty() || scoped {
                 tx.lock_list(lpk)?;
             }
             // Claims whose lease ran out go back to pending (or fail, with no attempt
@@ -1155,6 +1252,11 @@ impl<D: Db> Store for SqlStore<D> {
                     n = a.p(*n),
                 );
             }
+            if scoped {
+                sql += " AND NOT EXISTS (SELECT 1 FROM scope_keys s JOIN held_scopes h \
+                         ON h.list_id = s.list_id AND h.key = s.key AND (s.exact = 1 OR h.exact = 1) \
+                         WHERE s.list_id = t.list_id AND s.task = t.id)";
+            }
             sql += &format!(
                 " ORDER BY t.priority DESC, t.id LIMIT 1{}) RETURNING {COLS}",
                 d.skip_locked
@@ -1164,6 +1266,7 @@ impl<D: Db> Store for SqlStore<D> {
                 (Some(r), _) => {
                     let mut t = task_from_row(&r, list)?;
                     tx.load_edges(lpk, &mut t)?;
+                    tx.load_scopes(lpk, std::slice::from_mut(&mut t))?;
                     Ok(Some(t))
                 }
                 (None, None) => Ok(None),
@@ -1180,7 +1283,9 @@ impl<D: Db> Store for SqlStore<D> {
                         }
                         (Status::InProgress, Some(o)) => format!("is in_progress, held by '{o}'"),
                         (Status::Pending, _) => {
-                            "does not match the claim's metadata or limits".into()
+                            "does not match the claim's metadata or limits, or its scopes \
+                             overlap those of a task in progress"
+                                .into()
                         }
                         (s, _) => format!("is {s}"),
                     };

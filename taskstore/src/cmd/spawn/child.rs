@@ -318,6 +318,7 @@ mod tests {
             blocks: vec![],
             priority: 0,
             metadata: Default::default(),
+            scopes: Vec::new(),
             attempts: 2,
             max_attempts: 3,
             result: None,

@@ -176,6 +176,7 @@ pub fn import(id: i64, f: &Map<String, Value>) -> SyncImport {
                 .unwrap_or_default(),
             owner: nonempty("owner"),
             max_attempts: 1,
+            scopes: Vec::new(),
             origin: format!("{id}.json"),
         },
         status,
