@@ -205,10 +205,6 @@ impl Dir {
             _ => Ok(()),
         }
     }
-
-    pub fn as_path(&self) -> &Path {
-        &self.path
-    }
 }
 
 fn read_highwatermark(dir: &Path) -> Option<i64> {

@@ -28,6 +28,15 @@ fn ended_badly(t: &Task) -> bool {
     matches!(t.status, Status::Failed | Status::Cancelled)
 }
 
+/// A file's status as a task status: the three Claude Code knows share the store's
+/// names (a file is checked to have one of them before it is used).
+fn status_of(f: &Map<String, Value>) -> Status {
+    f.get("status")
+        .and_then(Value::as_str)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(Status::Pending)
+}
+
 /// A file's fields in the form they are compared and kept in: every compared key
 /// present (null when absent or empty), metadata an object, ids sorted.
 pub fn canon(f: &Map<String, Value>) -> Map<String, Value> {
@@ -80,12 +89,11 @@ pub fn of_task(
     if let Some(a) = t.active_form.as_deref().filter(|a| !a.is_empty()) {
         f.insert("activeForm".into(), json!(a));
     }
-    let status = match t.status {
-        Status::Pending => "pending",
-        Status::InProgress => "in_progress",
-        _ => "completed",
+    let status = match ended_badly(t) {
+        true => Status::Completed,
+        false => t.status,
     };
-    f.insert("status".into(), json!(status));
+    f.insert("status".into(), json!(status.as_str()));
     if let Some(o) = &t.owner {
         f.insert("owner".into(), json!(o));
     }
@@ -153,11 +161,7 @@ pub fn import(id: i64, f: &Map<String, Value>) -> SyncImport {
         "" => format!("(task {id} of Claude Code, without a subject)"),
         _ => text("subject").to_string(),
     };
-    let status = match text("status") {
-        "in_progress" => Status::InProgress,
-        "completed" => Status::Completed,
-        _ => Status::Pending,
-    };
+    let status = status_of(f);
     let mut state = canon(f);
     state.insert("blocks".into(), json!([]));
     state.insert("blockedBy".into(), json!([]));
@@ -220,11 +224,7 @@ pub fn merge(
     }
     let owner = text("owner");
     if taken("status") {
-        let s = match text("status").as_deref() {
-            Some("in_progress") => Status::InProgress,
-            Some("completed") => Status::Completed,
-            _ => Status::Pending,
-        };
+        let s = status_of(theirs);
         if s != t.status {
             u.status = Some(s);
             names.push("status".into());
