@@ -26,6 +26,7 @@ struct Record {
     owner: Option<String>,
     max_attempts: Option<i64>,
     scopes: Option<Vec<String>>,
+    verify: Option<String>,
 }
 
 /// A [`Record`] written as a JSON object only: serde would also take a struct from an
@@ -180,6 +181,10 @@ fn from_record(r: Record, origin: String) -> Result<Raw> {
                 .iter()
                 .map(|s| normalize_scope(s).map_err(|e| e.context(&origin)))
                 .collect::<Result<_>>()?,
+            verify: match r.verify {
+                Some(v) if v.trim().is_empty() => bail!(usage, "{origin}: `verify` is empty"),
+                v => v,
+            },
             origin,
         },
         blocked_by,
@@ -204,6 +209,7 @@ fn parse_csv(text: &str) -> Result<Vec<Raw>> {
         "owner",
         "maxAttempts",
         "scopes",
+        "verify",
         "metadata",
     ];
     for (i, h) in headers.iter().enumerate() {
@@ -254,6 +260,7 @@ fn parse_csv(text: &str) -> Result<Vec<Raw>> {
                 "description" => task.description = cell.to_string(),
                 "activeForm" => task.active_form = Some(cell.to_string()),
                 "owner" => task.owner = Some(cell.to_string()),
+                "verify" => task.verify = Some(cell.to_string()),
                 "priority" => task.priority = int("priority")?,
                 "maxAttempts" => task.max_attempts = int("maxAttempts")?,
                 "scopes" => {

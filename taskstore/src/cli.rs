@@ -212,6 +212,10 @@ pub struct CreateArgs {
     /// tasks whose scopes overlap at once
     #[arg(long, value_name = "PATH", value_parser = parse_scope)]
     pub scope: Vec<String>,
+    /// The task's check: a shell command worker-spawn runs after the task's command
+    /// succeeds; non-zero fails the attempt
+    #[arg(long, value_name = "CMD", value_parser = parse_nonempty)]
+    pub verify: Option<String>,
     /// A name for the task, unique in the list: if a task has it, create nothing and print that task
     #[arg(long, value_name = "KEY", value_parser = parse_key)]
     pub key: Option<String>,
@@ -282,6 +286,9 @@ pub struct ListArgs {
     /// Print the worker-spawn pools running on the list (host, pid, jobs, command, log)
     #[arg(long, group = "mode")]
     pub workers: bool,
+    /// Print the history of the given tasks: every change, oldest first
+    #[arg(long, group = "mode")]
+    pub history: bool,
     /// With --format md: fit the report in N characters, folding what completed (0: no limit) [default: 20000]
     #[arg(long, value_name = "N", allow_negative_numbers = true)]
     pub max_chars: Option<usize>,
@@ -305,7 +312,8 @@ Examples:
   task-list -s failed --format ids | task-update - -s pending     # retry the failed
   task-update 4 --add-blocked-by 2,3
   task-update 5 --add-blocked-by build                           # by key
-  task-update 7 -s cancelled --if-status pending                 # compare-and-set";
+  task-update 7 -s cancelled --if-status pending                 # compare-and-set
+  task-update 7 --note 'flaky: needs the staging DB' --owner coordinator";
 
 /// Change tasks; atomically claim the next ready task; release; delete.
 #[derive(Debug, Parser)]
@@ -368,6 +376,12 @@ pub struct UpdateArgs {
     /// Record the task's result; '-' reads it from stdin
     #[arg(long, value_name = "TEXT|-")]
     pub result: Option<String>,
+    /// Replace the task's check (a shell command; '' removes it)
+    #[arg(long, value_name = "CMD")]
+    pub verify: Option<String>,
+    /// Add a note to the task's history, by --owner or $USER ('-' reads it from stdin)
+    #[arg(long, value_name = "TEXT|-")]
+    pub note: Option<String>,
     /// Only if the current status is one of these (else exit 4)
     #[arg(long, value_name = "STATUS,…", value_delimiter = ',', value_parser = parse_status)]
     pub if_status: Vec<Status>,
@@ -490,12 +504,15 @@ Examples:
   worker-spawn --follow --output-dir logs -- ./job.sh    # serve new tasks until stopped
   worker-spawn --detach -j 5 -- ./agent.sh '{id}'       # returns at once: pid and log file
   worker-spawn --stop                                    # this host's pools on the list hand back and end
+  worker-spawn -j 5 --worktree --verify 'cargo test' -- claude -p '{description}{feedback}'
 
 The command runs without a shell. It gets TASK_ID, TASK_SUBJECT, TASK_DESCRIPTION,
 TASK_LIST, CLAUDE_CODE_TASK_LIST_ID, TASK_DB, TASK_OWNER, TASK_ATTEMPT, TASK_METADATA,
-and {id} {subject} {description} {list} {attempt} in its arguments ({{ and }} for braces).
-Exit 0 completes the task with stdout as its result; anything else retries it while
-attempts remain (maxAttempts), then fails it. Execution is at-least-once.";
+TASK_FEEDBACK (with --worktree also TASK_WORKTREE, TASK_BRANCH), and {id} {subject}
+{description} {list} {attempt} {feedback} in its arguments ({{ and }} for braces).
+Exit 0 (and a passing check, with --verify or the task's own) completes the task with
+stdout as its result; anything else retries it while attempts remain (maxAttempts),
+then fails it. Execution is at-least-once.";
 
 /// Run a pool of workers that claim ready tasks and run a command for each.
 #[derive(Debug, Parser)]
@@ -567,9 +584,32 @@ pub struct SpawnArgs {
     /// How --detach reports the pool it started
     #[arg(long, value_enum, default_value_t = SpawnFormat::Text)]
     pub format: SpawnFormat,
+    /// The check of tasks that have none of their own: a shell command run after the
+    /// command exits 0, in the same directory, its stdout on stdin; non-zero fails the attempt
+    #[arg(long, value_name = "CMD", value_parser = parse_nonempty)]
+    pub verify: Option<String>,
+    /// Run each task in a git worktree of its own on branch tasks/<list>/<id>, its
+    /// blockers' branches merged in; commit what it leaves
+    #[arg(long)]
+    pub worktree: bool,
+    /// Where the worktrees go [default: .worktrees at the repository's root]
+    #[arg(long, value_name = "DIR", requires = "worktree")]
+    pub worktree_dir: Option<PathBuf>,
+    /// Remove a failed attempt's worktree too (always), or keep it for inspection
+    /// until the task runs again (on-success)
+    #[arg(long, value_enum, value_name = "WHEN", default_value_t = WorktreeClean::OnSuccess, requires = "worktree")]
+    pub worktree_clean: WorktreeClean,
     /// The command and its arguments
     #[arg(last = true, required_unless_present = "stop", value_name = "COMMAND")]
     pub command: Vec<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum WorktreeClean {
+    /// Remove a worktree once its task completed; keep a failed attempt's
+    OnSuccess,
+    /// Remove every worktree when its attempt ends
+    Always,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]

@@ -12,6 +12,19 @@ pub fn hostname() -> String {
         .unwrap_or_else(|| "localhost".into())
 }
 
+/// The user running us, as a task's history names them: `$USER`, else `$LOGNAME`, else
+/// the numeric uid.
+pub fn user() -> String {
+    ["USER", "LOGNAME"]
+        .iter()
+        .find_map(|v| std::env::var(v).ok().filter(|u| !u.is_empty()))
+        .unwrap_or_else(|| {
+            use std::os::unix::fs::MetadataExt;
+            // /proc/self belongs to our effective uid.
+            std::fs::metadata("/proc/self").map_or("unknown".into(), |m| m.uid().to_string())
+        })
+}
+
 /// Start time of a process in clock ticks since boot (field 22 of /proc/PID/stat); None
 /// when there is no such process or it has exited and waits to be reaped (a zombie, state
 /// Z or X: it can hold nothing any more).

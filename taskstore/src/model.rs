@@ -310,6 +310,11 @@ pub struct Task {
     pub metadata: Map<String, Value>,
     /// Normalised write scopes, sorted.
     pub scopes: Vec<String>,
+    /// The task's own check (`task-create --verify`), run through `sh -c` after its
+    /// command succeeds.
+    pub verify: Option<String>,
+    /// The output tail of the last check that failed: what the next attempt is told.
+    pub feedback: Option<String>,
     pub attempts: i64,
     pub max_attempts: i64,
     pub result: Option<String>,
@@ -349,6 +354,8 @@ pub struct NewTask {
     pub max_attempts: i64,
     /// Normalised write scopes.
     pub scopes: Vec<String>,
+    /// The task's check (`--verify`).
+    pub verify: Option<String>,
     /// Where the record came from (`line 3`), for messages; empty for a single task.
     pub origin: String,
 }
@@ -558,4 +565,19 @@ mod scope_tests {
             assert_eq!(scopes_conflict(a, b), want, "{a} vs {b}");
         }
     }
+}
+
+/// One change of a task, as its history records it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Event {
+    pub task: TaskId,
+    /// Milliseconds since the Unix epoch.
+    pub at: i64,
+    /// `created`, `edited`, `claimed`, `released`, `taken_over`, `check_failed`,
+    /// `retried`, `finished`, `note`.
+    pub kind: String,
+    /// Who made the change: an owner, a user, or the tool.
+    pub by: Option<String>,
+    /// What else there is to say, by event (a JSON object).
+    pub detail: Map<String, Value>,
 }

@@ -2,7 +2,7 @@
 //! shell assignments. The Markdown report lives in `report`.
 
 use crate::error::{Error, Result};
-use crate::model::{Status, Task, TaskId};
+use crate::model::{Event, Status, Task, TaskId};
 use crate::store::Counts;
 use crate::time::rfc3339;
 use serde_json::{json, Map, Value};
@@ -24,12 +24,14 @@ pub const FIELDS: &[&str] = &[
     "priority",
     "metadata",
     "scopes",
+    "verify",
     "attempts",
     "maxAttempts",
     "ready",
     "result",
     "log",
     "exitCode",
+    "feedback",
     "createdAt",
     "updatedAt",
     "startedAt",
@@ -73,6 +75,8 @@ fn field(t: &Task, name: &str) -> Value {
         "priority" => json!(t.priority),
         "metadata" => Value::Object(t.metadata.clone()),
         "scopes" => json!(t.scopes),
+        "verify" => json!(t.verify),
+        "feedback" => json!(t.feedback),
         "attempts" => json!(t.attempts),
         "maxAttempts" => json!(t.max_attempts),
         "ready" => json!(t.is_ready()),
@@ -238,4 +242,111 @@ pub fn counts_json(c: &Counts) -> Value {
     }
     m.insert("total".into(), json!(c.total()));
     Value::Object(m)
+}
+
+/// JSON objects as one pretty array, or (`lines`) one compact object a line.
+pub fn write_objects(out: &mut dyn Write, all: &[Value], lines: bool) -> Result<()> {
+    if lines {
+        for v in all {
+            writeln!(out, "{v}")?;
+        }
+    } else {
+        writeln!(
+            out,
+            "{}",
+            serde_json::to_string_pretty(all).expect("plain JSON")
+        )?;
+    }
+    Ok(())
+}
+
+/// An event of a task's history as JSON: `{"task","at","event","by",…detail}`.
+pub fn event_json(e: &Event) -> Value {
+    let mut m = Map::new();
+    m.insert("task".into(), json!(e.task.0.to_string()));
+    m.insert("at".into(), json!(rfc3339(e.at)));
+    m.insert("event".into(), json!(e.kind));
+    m.insert("by".into(), json!(e.by));
+    for (k, v) in &e.detail {
+        m.insert(k.clone(), v.clone());
+    }
+    Value::Object(m)
+}
+
+/// What an event says, in a few words: `claimed by w-1 (attempt 2, host h, pid 7)`.
+pub fn event_phrase(e: &Event) -> String {
+    let d = &e.detail;
+    let get = |k: &str| match d.get(k) {
+        Some(Value::String(s)) => Some(one_line(s)),
+        Some(Value::Null) | None => None,
+        Some(v) => Some(v.to_string()),
+    };
+    let mut parts: Vec<String> = Vec::new();
+    let add = |parts: &mut Vec<String>, label: &str, k: &str| {
+        if let Some(v) = get(k) {
+            parts.push(if label.is_empty() {
+                v
+            } else {
+                format!("{label} {v}")
+            });
+        }
+    };
+    match e.kind.as_str() {
+        "edited" => {
+            let fields: Vec<String> = d
+                .get("fields")
+                .and_then(Value::as_array)
+                .map(|f| {
+                    f.iter()
+                        .filter_map(Value::as_str)
+                        .map(String::from)
+                        .collect()
+                })
+                .unwrap_or_default();
+            parts.push(fields.join(", "));
+            add(&mut parts, "status", "status");
+        }
+        "claimed" => {
+            add(&mut parts, "attempt", "attempt");
+            add(&mut parts, "host", "host");
+            add(&mut parts, "pid", "pid");
+        }
+        "released" => add(&mut parts, "from", "from"),
+        "taken_over" => {
+            add(&mut parts, "from", "from");
+            add(&mut parts, "attempt", "attempt");
+            add(&mut parts, "", "why");
+            add(&mut parts, "now", "status");
+        }
+        "check_failed" | "retried" => {
+            add(&mut parts, "attempt", "attempt");
+            add(&mut parts, "exit", "exitCode");
+        }
+        "finished" => {
+            add(&mut parts, "", "status");
+            add(&mut parts, "exit", "exitCode");
+            if let Some(ms) = d.get("durationMs").and_then(Value::as_i64) {
+                parts.push(format!("in {}", crate::time::short_duration(ms)));
+            }
+        }
+        "note" => add(&mut parts, "", "text"),
+        _ => {}
+    }
+    let by =
+        e.by.as_deref()
+            .map(|b| format!(" by {}", one_line(b)))
+            .unwrap_or_default();
+    let kind = e.kind.replace('_', " ");
+    match parts.is_empty() {
+        true => format!("{kind}{by}"),
+        false => format!("{kind}{by}: {}", parts.join(", ")),
+    }
+}
+
+/// A task's history, one line an event: `#3 2026-11-25T10:00:00.000Z claimed by w-1: …`.
+pub fn write_history_text(out: &mut dyn Write, events: &[Event]) -> Result<()> {
+    for e in events {
+        writeln!(out, "{} {} {}", e.task, rfc3339(e.at), event_phrase(e))?;
+    }
+    Ok(())
 }

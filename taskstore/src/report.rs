@@ -9,9 +9,10 @@
 //! last. The heading always carries every count; a last line says how to see it all.
 
 use crate::error::Result;
-use crate::model::{Status, Task};
-use crate::output::{counts_phrase, one_line};
-use crate::store::{Counts, Stalled};
+use crate::model::{Event, ListId, Status, Task, TaskId};
+use crate::output::{counts_phrase, event_phrase, one_line};
+use crate::store::{Counts, Stalled, Store};
+use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::io::Write;
 
@@ -21,6 +22,29 @@ pub const MAX_CHARS: usize = 20_000;
 
 /// How many lines of a result (or of a failed task's log tail) a full entry shows.
 const LINES: usize = 3;
+
+/// How many of its last events a failed or retried task shows in full.
+const EVENTS: usize = 4;
+
+/// The last events of some tasks.
+pub type History = BTreeMap<TaskId, Vec<Event>>;
+
+/// The last events of the tasks whose story a report tells: the failed and the retried.
+pub fn history(store: &mut dyn Store, list: &ListId, tasks: &[Task]) -> Result<History> {
+    let told: Vec<TaskId> = tasks
+        .iter()
+        .filter(|t| t.status == Status::Failed || t.attempts > 1)
+        .map(|t| t.id)
+        .collect();
+    let mut h = History::new();
+    if told.is_empty() {
+        return Ok(h);
+    }
+    for e in store.history(list, &told, Some(EVENTS))? {
+        h.entry(e.task).or_default().push(e);
+    }
+    Ok(h)
+}
 
 /// How much of one kind of task a rendering shows.
 #[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
@@ -51,6 +75,7 @@ pub fn write(
     out: &mut dyn Write,
     tasks: &[Task],
     stalled: &Stalled,
+    history: &History,
     max_chars: usize,
     everything: &str,
 ) -> Result<()> {
@@ -72,7 +97,7 @@ pub fn write(
     let fits = |text: &str| max_chars == 0 || text.chars().count() <= max_chars;
     let mut text = String::new();
     for (n, shape) in shapes.iter().enumerate() {
-        text = render(tasks, stalled, *shape, n > 0, everything);
+        text = render(tasks, stalled, history, *shape, n > 0, everything);
         if fits(&text) {
             return Ok(out.write_all(text.as_bytes())?);
         }
@@ -86,7 +111,7 @@ pub fn write(
             max_failed: mid,
             ..shapes[shapes.len() - 1]
         };
-        if fits(&render(tasks, stalled, shape, true, everything)) {
+        if fits(&render(tasks, stalled, history, shape, true, everything)) {
             lo = mid;
         } else {
             hi = mid - 1;
@@ -97,7 +122,7 @@ pub fn write(
             max_failed: lo,
             ..shapes[shapes.len() - 1]
         };
-        text = render(tasks, stalled, shape, true, everything);
+        text = render(tasks, stalled, history, shape, true, everything);
     }
     Ok(out.write_all(text.as_bytes())?)
 }
@@ -109,6 +134,7 @@ fn is_failure(t: &Task) -> bool {
 fn render(
     tasks: &[Task],
     stalled: &Stalled,
+    history: &History,
     shape: Shape,
     short: bool,
     everything: &str,
@@ -116,14 +142,14 @@ fn render(
     let mut s = heading(tasks, stalled);
     if !short {
         for t in tasks {
-            entry(&mut s, t, stalled, Detail::Full);
+            entry(&mut s, t, stalled, history, Detail::Full);
         }
         return s;
     }
     // Shortened: failures first, then open tasks, then completed ones.
     let failed: Vec<&Task> = tasks.iter().filter(|t| is_failure(t)).collect();
     for t in failed.iter().take(shape.max_failed) {
-        entry(&mut s, t, stalled, shape.failed);
+        entry(&mut s, t, stalled, history, shape.failed);
     }
     if failed.len() > shape.max_failed {
         let more = failed.len() - shape.max_failed;
@@ -133,7 +159,15 @@ fn render(
         );
     }
     let open: Vec<&Task> = tasks.iter().filter(|t| !t.status.is_terminal()).collect();
-    fold(&mut s, &open, stalled, shape.open, "…", "not listed");
+    fold(
+        &mut s,
+        &open,
+        stalled,
+        history,
+        shape.open,
+        "…",
+        "not listed",
+    );
     let done: Vec<&Task> = tasks
         .iter()
         .filter(|t| t.status == Status::Completed)
@@ -142,6 +176,7 @@ fn render(
         &mut s,
         &done,
         stalled,
+        history,
         shape.done,
         "✓",
         "completed, not listed",
@@ -155,13 +190,14 @@ fn fold(
     s: &mut String,
     tasks: &[&Task],
     stalled: &Stalled,
+    history: &History,
     detail: Detail,
     mark: &str,
     what: &str,
 ) {
     if detail != Detail::Folded {
         for t in tasks {
-            entry(s, t, stalled, detail);
+            entry(s, t, stalled, history, detail);
         }
         return;
     }
@@ -209,7 +245,7 @@ fn heading(tasks: &[Task], stalled: &Stalled) -> String {
 }
 
 /// One task: `- ✓ #3 Subject (owner, 1.2s)` and, in full, its first result lines.
-fn entry(s: &mut String, t: &Task, stalled: &Stalled, detail: Detail) {
+fn entry(s: &mut String, t: &Task, stalled: &Stalled, history: &History, detail: Detail) {
     let stalled_by = stalled.get(&t.id);
     let mark = match t.status {
         Status::Completed => "✓",
@@ -231,6 +267,9 @@ fn entry(s: &mut String, t: &Task, stalled: &Stalled, detail: Detail) {
     }
     if let (Status::Failed, Some(code)) = (t.status, t.exit_code) {
         details.push(format!("exit {code}"));
+    }
+    if t.max_attempts > 1 && (t.status == Status::Failed || t.attempts > 1) {
+        details.push(format!("attempt {} of {}", t.attempts, t.max_attempts));
     }
     let details = if details.is_empty() {
         String::new()
@@ -266,15 +305,15 @@ fn entry(s: &mut String, t: &Task, stalled: &Stalled, detail: Detail) {
     for line in body {
         let _ = writeln!(s, "  > {line}");
     }
+    if detail == Detail::Full {
+        // How it got here: its last events (when, what, who).
+        for e in history.get(&t.id).into_iter().flatten() {
+            let at = crate::time::rfc3339(e.at);
+            let _ = writeln!(s, "  - {} {}", &at[11..19], event_phrase(e));
+        }
+    }
 }
 
 fn duration_text(t: &Task) -> Option<String> {
-    let ms = t.finished_at? - t.started_at?;
-    Some(if ms < 1000 {
-        format!("{ms}ms")
-    } else if ms < 60_000 {
-        format!("{:.1}s", ms as f64 / 1000.0)
-    } else {
-        format!("{}m{:02}s", ms / 60_000, (ms / 1000) % 60)
-    })
+    Some(crate::time::short_duration(t.finished_at? - t.started_at?))
 }

@@ -65,6 +65,7 @@ pub fn run(a: CreateArgs, out: &mut dyn Write) -> Result<u8> {
                 owner: a.owner,
                 max_attempts: a.max_attempts,
                 scopes: a.scope,
+                verify: a.verify,
                 origin: String::new(),
             }]
         }

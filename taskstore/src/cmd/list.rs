@@ -8,6 +8,7 @@ use crate::model::StatusFilter;
 use crate::output;
 use crate::report;
 use crate::store::Filter;
+use clap::ValueEnum;
 use serde_json::{json, Value};
 use std::io::Write;
 
@@ -76,6 +77,10 @@ pub fn run(a: ListArgs, out: &mut dyn Write) -> Result<u8> {
 
     if a.workers {
         return workers(out, store.as_mut(), list, a.format).map(|_| 0);
+    }
+
+    if a.history {
+        return history(out, store.as_mut(), list, &ids, none, &a).map(|_| 0);
     }
 
     let filter = Filter {
@@ -162,16 +167,61 @@ pub fn run(a: ListArgs, out: &mut dyn Write) -> Result<u8> {
             };
             let everything =
                 "`--max-chars 0` shows every task in full, `task-list ID --format json` one";
+            let history = report::history(store.as_mut(), list, &tasks)?;
             report::write(
                 out,
                 &tasks,
                 &stalled,
+                &history,
                 a.max_chars.unwrap_or(report::MAX_CHARS),
                 everything,
             )?
         }
     }
     Ok(0)
+}
+
+/// `--history`: every event of the given tasks, oldest first.
+fn history(
+    out: &mut dyn Write,
+    store: &mut dyn crate::store::Store,
+    list: &crate::model::ListId,
+    ids: &[crate::model::TaskId],
+    none: bool,
+    a: &ListArgs,
+) -> Result<()> {
+    if ids.is_empty() && !none {
+        return Err(Error::usage(
+            "--history needs task ids (task-list ID --history, or - to read them from stdin)",
+        ));
+    }
+    if !a.status.is_empty() || a.owner.is_some() || !a.metadata.is_empty() || a.limit.is_some() {
+        return Err(Error::usage(
+            "--history takes task ids, not filters (-s, --owner, -m, --limit)",
+        ));
+    }
+    if !matches!(
+        a.format,
+        ListFormat::Text | ListFormat::Json | ListFormat::Jsonl
+    ) {
+        let name = a
+            .format
+            .to_possible_value()
+            .map(|v| v.get_name().to_string());
+        return Err(Error::usage(format!(
+            "--history prints text, json or jsonl, not {}",
+            name.unwrap_or_default()
+        )));
+    }
+    let events = store.history(list, ids, None)?;
+    match a.format {
+        ListFormat::Text => output::write_history_text(out, &events)?,
+        f => {
+            let all: Vec<Value> = events.iter().map(output::event_json).collect();
+            output::write_objects(out, &all, f == ListFormat::Jsonl)?
+        }
+    }
+    Ok(())
 }
 
 /// `--workers`: the pools running on the list (dead ones are not shown).
@@ -202,18 +252,9 @@ fn workers(
         v
     };
     match format {
-        ListFormat::Json => {
+        ListFormat::Json | ListFormat::Jsonl => {
             let all: Vec<Value> = pools.iter().map(as_json).collect();
-            writeln!(
-                out,
-                "{}",
-                serde_json::to_string_pretty(&all).expect("plain JSON")
-            )?;
-        }
-        ListFormat::Jsonl => {
-            for p in &pools {
-                writeln!(out, "{}", as_json(p))?;
-            }
+            output::write_objects(out, &all, format == ListFormat::Jsonl)?
         }
         ListFormat::Ids => {
             for p in &pools {

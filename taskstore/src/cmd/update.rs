@@ -28,6 +28,8 @@ pub fn run(a: UpdateArgs, out: &mut dyn Write) -> Result<u8> {
         ("--scope", !a.scope.is_empty()),
         ("--remove-scope", !a.remove_scope.is_empty()),
         ("--result", a.result.is_some()),
+        ("--verify", a.verify.is_some()),
+        ("--note", a.note.is_some()),
     ];
     let first_edit = edits.iter().find(|(_, given)| *given).map(|(f, _)| *f);
     // --release and --delete change nothing else: a --meta or --lease would be lost.
@@ -93,6 +95,7 @@ pub fn run(a: UpdateArgs, out: &mut dyn Write) -> Result<u8> {
         }
         let mut store = a.store.open(crate::store::Access::Write)?;
         let release = Release {
+            by: Some(crate::host::user()),
             owner: a.owner,
             token: a.token,
             if_status: a.if_status,
@@ -113,9 +116,14 @@ pub fn run(a: UpdateArgs, out: &mut dyn Write) -> Result<u8> {
         return Ok(0);
     }
 
+    // With --note, --owner names the note's author: a note changes no owner.
+    let (author, owner) = match a.note {
+        Some(_) => (a.owner, None),
+        None => (None, a.owner),
+    };
     let update = Update {
         status: a.status,
-        owner: match (a.owner, a.no_owner) {
+        owner: match (owner, a.no_owner) {
             (Some(o), _) => OwnerChange::Set(o),
             (None, true) => OwnerChange::Clear,
             (None, false) => OwnerChange::Keep,
@@ -133,7 +141,13 @@ pub fn run(a: UpdateArgs, out: &mut dyn Write) -> Result<u8> {
         add_scopes: a.scope,
         remove_scopes: a.remove_scope,
         result: stdin.text(a.result, "--result -")?,
-        note: None,
+        verify: a.verify,
+        log_line: None,
+        note: match stdin.text(a.note, "--note -")? {
+            Some(n) if n.trim().is_empty() => bail!(usage, "the note is empty"),
+            n => n,
+        },
+        by: Some(author.unwrap_or_else(crate::host::user)),
         if_status: a.if_status,
         token: a.token,
         lease: a.lease,

@@ -61,7 +61,7 @@ impl State {
             .iter()
             .any(|t| loss(t, now, me, &host::is_alive).is_some())
         {
-            store.reap(list, me, &host::is_alive)?;
+            store.reap(list, "task-wait", me, &host::is_alive)?;
             tasks = store.tasks(list, &filter)?;
         }
         let held = || tasks.iter().filter(|t| t.status == Status::InProgress);
@@ -186,7 +186,7 @@ pub fn run(args: WaitArgs, out: &mut dyn Write) -> Result<u8> {
     // `-` with no ids on stdin awaits no task (not every task of the list), like
     // `task-list -` and `xargs -r`: all of nothing is done; any or N of nothing never is.
     if ids.is_empty() && args.ids.iter().any(|i| i == "-") {
-        output_state(out, &args, &[], &Stalled::new())?;
+        output_state(out, &args, &[], &Stalled::new(), None)?;
         if let Condition::All = cond {
             return Ok(0);
         }
@@ -228,7 +228,13 @@ pub fn run(args: WaitArgs, out: &mut dyn Write) -> Result<u8> {
                     "task-wait: timed out after {}",
                     humantime::format_duration(args.timeout.unwrap_or_default())
                 );
-                output_state(out, &args, &state.tasks, &state.stalled)?;
+                output_state(
+                    out,
+                    &args,
+                    &state.tasks,
+                    &state.stalled,
+                    Some(store.as_mut()),
+                )?;
                 return Ok(Kind::Timeout.exit_code());
             }
             if show_progress && last_progress.elapsed() >= Duration::from_millis(200) {
@@ -275,7 +281,13 @@ pub fn run(args: WaitArgs, out: &mut dyn Write) -> Result<u8> {
         state = State::read(store.as_mut(), &args, &ids, &me)?;
     };
     clear_progress(show_progress);
-    output_state(out, &args, &state.tasks, &state.stalled)?;
+    output_state(
+        out,
+        &args,
+        &state.tasks,
+        &state.stalled,
+        Some(store.as_mut()),
+    )?;
     Ok(code)
 }
 
@@ -290,6 +302,7 @@ fn output_state(
     args: &WaitArgs,
     tasks: &[Task],
     stalled: &Stalled,
+    store: Option<&mut dyn crate::store::Store>,
 ) -> Result<()> {
     let max_chars = args.max_chars;
     match args.format {
@@ -300,10 +313,15 @@ fn output_state(
         WaitFormat::Md => {
             let everything = "`task-wait … --format md --max-chars 0` shows every task in full, \
                 `task-list ID --format json` one";
+            let history = match store {
+                Some(store) => report::history(store, &args.store.list, tasks)?,
+                None => Default::default(),
+            };
             report::write(
                 out,
                 tasks,
                 stalled,
+                &history,
                 max_chars.unwrap_or(report::MAX_CHARS),
                 everything,
             )

@@ -17,9 +17,9 @@ use crate::bail;
 use crate::error::{Error, Result};
 pub use crate::model::Holder;
 use crate::model::{
-    BlockerRef, ListId, NewTask, OnConflict, Status, StatusFilter, Task, TaskId, TaskRef,
+    BlockerRef, Event, ListId, NewTask, OnConflict, Status, StatusFilter, Task, TaskId, TaskRef,
 };
-use serde_json::Value;
+use serde_json::{Map, Value};
 use std::path::Path;
 use std::time::Duration;
 
@@ -97,8 +97,14 @@ pub struct Update {
     pub add_scopes: Vec<String>,
     pub remove_scopes: Vec<String>,
     pub result: Option<String>,
+    /// Replace the task's check (`Some("")`: remove it).
+    pub verify: Option<String>,
     /// A line appended to the task's log (why something outside the task changed it).
+    pub log_line: Option<String>,
+    /// A note for the task's history (`task-update --note`).
     pub note: Option<String>,
+    /// Who makes the change, as the history records it.
+    pub by: Option<String>,
     /// Compare-and-set: the current status must be one of these.
     pub if_status: Vec<Status>,
     /// Only while the claim with this token still holds the task (`--token`).
@@ -107,11 +113,49 @@ pub struct Update {
     pub lease: Option<Duration>,
 }
 
+impl Update {
+    /// The fields this update changes, by their JSON names, for the task's history.
+    pub fn fields(&self) -> Vec<&'static str> {
+        let mut f = Vec::new();
+        let mut add = |changed: bool, name| {
+            if changed {
+                f.push(name)
+            }
+        };
+        add(self.subject.is_some(), "subject");
+        add(self.description.is_some(), "description");
+        add(self.active_form.is_some(), "activeForm");
+        add(self.status.is_some(), "status");
+        add(self.owner != OwnerChange::Keep, "owner");
+        add(self.priority.is_some(), "priority");
+        add(self.max_attempts.is_some(), "maxAttempts");
+        add(!self.metadata.is_empty(), "metadata");
+        add(
+            !self.add_blocked_by.is_empty() || !self.remove_blocked_by.is_empty(),
+            "blockedBy",
+        );
+        add(
+            !self.add_blocks.is_empty() || !self.remove_blocks.is_empty(),
+            "blocks",
+        );
+        add(
+            !self.add_scopes.is_empty() || !self.remove_scopes.is_empty(),
+            "scopes",
+        );
+        add(self.result.is_some(), "result");
+        add(self.verify.is_some(), "verify");
+        add(self.log_line.is_some(), "log");
+        f
+    }
+}
+
 /// Conditions of a `release`: each task must be in progress and, with these, held by
 /// that owner, under that claim token, with one of those statuses.
 #[derive(Debug, Clone, Default)]
 pub struct Release {
     pub owner: Option<String>,
+    /// Who releases, as the history records it (else the holder).
+    pub by: Option<String>,
     pub token: Option<i64>,
     pub if_status: Vec<Status>,
 }
@@ -123,6 +167,11 @@ pub struct Outcome {
     pub result: Option<String>,
     pub log: Option<String>,
     pub exit_code: Option<i64>,
+    /// The attempt failed its check (`--verify`): the output tail it printed, kept as
+    /// the task's feedback for the next attempt.
+    pub check_failed: Option<String>,
+    /// Keys merged into the task's metadata (`git`: branch and commit of a worktree).
+    pub metadata: Map<String, Value>,
 }
 
 /// Stalled task → the failed or cancelled task that stalls it, and that one's status.
@@ -206,10 +255,11 @@ pub trait Store: Send {
     /// Recover the lost claims of the list: tasks in progress whose lease ran out, or
     /// whose holder is a process of `host` that `alive` says is gone. Each goes back to
     /// pending, or to failed when it has no attempt left (see [`after_loss`]). Returns
-    /// the recovered tasks as they are now.
+    /// the recovered tasks as they are now; `by` names the recoverer in their history.
     fn reap(
         &mut self,
         list: &ListId,
+        by: &str,
         host: &str,
         alive: &dyn Fn(&Holder) -> bool,
     ) -> Result<Vec<Task>>;
@@ -219,6 +269,10 @@ pub trait Store: Send {
     fn pool_seen(&mut self, holder: &Holder) -> Result<()>;
     /// Forget the pool of `holder` (it ended, or it is known to be dead).
     fn pool_remove(&mut self, holder: &Holder) -> Result<()>;
+    /// The history of the given tasks (each must exist), oldest event first; with
+    /// `last`, only each task's last so many.
+    fn history(&mut self, list: &ListId, ids: &[TaskId], last: Option<usize>)
+        -> Result<Vec<Event>>;
     /// The recorded pools, of one list or of all.
     fn pools(&mut self, list: Option<&ListId>) -> Result<Vec<Pool>>;
     /// task-sync's pairs of the list, by task id.

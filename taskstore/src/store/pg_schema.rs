@@ -170,6 +170,30 @@ END $$;
 CREATE TRIGGER scopes_deleted BEFORE DELETE ON tasks FOR EACH ROW
     EXECUTE FUNCTION tasks_scopes_deleted();
 "#,
+    // 4: verified results and task history (SQLite's 6).
+    r#"
+ALTER TABLE tasks ADD COLUMN verify TEXT;
+ALTER TABLE tasks ADD COLUMN feedback TEXT;
+CREATE TABLE events (
+    id      BIGSERIAL PRIMARY KEY,
+    list_id BIGINT NOT NULL,
+    task    BIGINT NOT NULL,
+    at      BIGINT NOT NULL,
+    kind    TEXT   NOT NULL,
+    actor   TEXT,
+    detail  TEXT   NOT NULL DEFAULT '{}'
+);
+CREATE INDEX events_by_task ON events (list_id, task, id);
+CREATE INDEX tasks_leases ON tasks (list_id, lease_until) WHERE status = 'in_progress';
+
+CREATE FUNCTION tasks_events_deleted() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    DELETE FROM events WHERE list_id = OLD.list_id AND task = OLD.id;
+    RETURN OLD;
+END $$;
+CREATE TRIGGER events_deleted BEFORE DELETE ON tasks FOR EACH ROW
+    EXECUTE FUNCTION tasks_events_deleted();
+"#,
 ];
 
 pub const SCHEMA_VERSION: i64 = MIGRATIONS.len() as i64;

@@ -154,6 +154,29 @@ CREATE TRIGGER scopes_deleted BEFORE DELETE ON tasks BEGIN
     DELETE FROM held_scopes WHERE list_id = OLD.list_id AND task = OLD.id;
 END;
 "#,
+    // 6: verified results and task history. `verify` is a task's own check, `feedback`
+    //    what its last failed check printed (handed to the next attempt). `events` holds
+    //    every change of a task, in order; they go only with their task. The partial
+    //    index finds the claims whose lease ran out without reading every task in
+    //    progress, so that a claim costs the same with 10 000 of them as with none.
+    r#"
+ALTER TABLE tasks ADD COLUMN verify TEXT;
+ALTER TABLE tasks ADD COLUMN feedback TEXT;
+CREATE TABLE events (
+    id      INTEGER PRIMARY KEY,
+    list_id INTEGER NOT NULL,
+    task    INTEGER NOT NULL,
+    at      INTEGER NOT NULL,            -- ms since the Unix epoch
+    kind    TEXT    NOT NULL,            -- created, claimed, finished, ...
+    actor   TEXT,                        -- who: an owner, a user, a tool
+    detail  TEXT    NOT NULL DEFAULT '{}' -- a JSON object
+);
+CREATE INDEX events_by_task ON events (list_id, task, id);
+CREATE INDEX tasks_leases ON tasks (list_id, lease_until) WHERE status = 'in_progress';
+CREATE TRIGGER events_deleted BEFORE DELETE ON tasks BEGIN
+    DELETE FROM events WHERE list_id = OLD.list_id AND task = OLD.id;
+END;
+"#,
 ];
 
 pub const SCHEMA_VERSION: i64 = MIGRATIONS.len() as i64;

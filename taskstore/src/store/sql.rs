@@ -15,10 +15,12 @@ use super::{
 use crate::bail;
 use crate::error::{Cause, Error, Result};
 use crate::graph;
-use crate::model::{scope_keys, ListId, NewTask, OnConflict, Status, StatusFilter, Task, TaskId};
+use crate::model::{
+    scope_keys, Event, ListId, NewTask, OnConflict, Status, StatusFilter, Task, TaskId,
+};
 use crate::probe;
 use crate::time::duration_ms;
-use serde_json::{Map, Value};
+use serde_json::{json, Map, Value};
 use std::time::Duration;
 
 /// A bound parameter, or a value read from a row.
@@ -158,7 +160,7 @@ pub trait Db: Send {
     }
 }
 
-/// Rows a statement when a batch is written (12 parameters a row: well under SQLite's
+/// Rows a statement when a batch is written (13 parameters a row: well under SQLite's
 /// limit of 32 766 parameters and PostgreSQL's of 65 535).
 const CHUNK: usize = 256;
 
@@ -169,7 +171,8 @@ const RETRIES: usize = 20;
 /// Columns read into a `Task`, in [`task_from_row`] order.
 const COLS: &str = "id, subject, description, active_form, status, owner, priority, metadata, \
     attempts, max_attempts, result, log, exit_code, claim_token, lease_until, \
-    created_at, updated_at, started_at, finished_at, holder_host, holder_pid, holder_start, key";
+    created_at, updated_at, started_at, finished_at, holder_host, holder_pid, holder_start, key, \
+    verify, feedback";
 
 /// Pending tasks that (transitively) wait for a failed or cancelled task. Binds ?1 = list.
 const DEAD_CTE: &str = "WITH RECURSIVE dead(id) AS ( \
@@ -251,6 +254,23 @@ impl<D: Db> Tx<'_, D> {
                 &[lpk.into(), id.0.into()],
             )?
             .is_some())
+    }
+
+    /// Record a change of a task in its history.
+    fn event(
+        &mut self,
+        lpk: i64,
+        id: TaskId,
+        kind: &str,
+        by: Option<&str>,
+        detail: Value,
+    ) -> Result<()> {
+        let now = self.now;
+        self.exec(
+            "INSERT INTO events (list_id, task, at, kind, actor, detail) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+            &[lpk.into(), id.0.into(), now.into(), kind.into(), by.into(), detail.to_string().into()],
+        )?;
+        Ok(())
     }
 
     /// Fill in both directions of the task's edges.
@@ -572,7 +592,7 @@ impl<D: Db> Tx<'_, D> {
                 let meta = serde_json::to_string(&t.metadata).expect("a JSON object serialises");
                 let now = a.p(now);
                 rows.push(format!(
-                    "({}, {}, {}, {}, {}, {}, {}, {}, {}, {}, {now}, {now})",
+                    "({}, {}, {}, {}, {}, {}, {}, {}, {}, {}, {}, {now}, {now})",
                     a.p(lpk),
                     a.p(id),
                     a.p(t.key.as_deref()),
@@ -583,15 +603,29 @@ impl<D: Db> Tx<'_, D> {
                     a.p(t.priority),
                     a.p(meta),
                     a.p(t.max_attempts),
+                    a.p(t.verify.as_deref()),
                 ));
             }
             self.exec(
                 &format!(
                     "INSERT INTO tasks (list_id, id, key, subject, description, active_form, owner, \
-                     priority, metadata, max_attempts, created_at, updated_at) VALUES {}",
+                     priority, metadata, max_attempts, verify, created_at, updated_at) VALUES {}",
                     rows.join(", ")
                 ),
                 &a.0,
+            )?;
+        }
+        if n > 0 {
+            // The new tasks are the list's ids from `first` up: one statement for all.
+            self.exec(
+                "INSERT INTO events (list_id, task, at, kind, actor) \
+                 SELECT list_id, id, ?3, 'created', ?4 FROM tasks WHERE list_id = ?1 AND id >= ?2",
+                &[
+                    lpk.into(),
+                    first.into(),
+                    now.into(),
+                    crate::host::user().into(),
+                ],
             )?;
         }
         let mut scoped = Vec::new();
@@ -643,17 +677,27 @@ impl<D: Db> Tx<'_, D> {
         &mut self,
         lpk: i64,
         list: &ListId,
+        by: &str,
         host: &str,
         alive: &dyn Fn(&Holder) -> bool,
     ) -> Result<Vec<TaskId>> {
         let now = self.now;
+        // Without a host to check (a claim), only leases that ran out: a range of the
+        // partial index on leases, however many tasks are in progress.
+        let mut args = vec![lpk.into(), now.into()];
+        let which = match host {
+            "" => "lease_until < ?2",
+            _ => {
+                args.push(host.into());
+                "(lease_until < ?2 OR holder_host = ?3)"
+            }
+        };
         let held: Vec<Task> = self
             .q(
                 &format!(
-                    "SELECT {COLS} FROM tasks WHERE list_id = ?1 AND status = 'in_progress' \
-                     AND (lease_until < ?2 OR holder_host = ?3)"
+                    "SELECT {COLS} FROM tasks WHERE list_id = ?1 AND status = 'in_progress' AND {which}"
                 ),
-                &[lpk.into(), now.into(), host.into()],
+                &args,
             )?
             .iter()
             .map(|r| task_from_row(r, list))
@@ -677,6 +721,13 @@ impl<D: Db> Tx<'_, D> {
                 &[lpk.into(), t.id.0.into(), t.claim_token.into(), log.into(), now.into()],
             )?;
             if n > 0 {
+                let detail = json!({
+                    "from": t.owner,
+                    "attempt": t.attempts,
+                    "why": why,
+                    "status": status.as_str(),
+                });
+                self.event(lpk, t.id, "taken_over", Some(by), detail)?;
                 recovered.push(t.id);
             }
         }
@@ -738,6 +789,8 @@ fn task_from_row(r: &Row, list: &ListId) -> Result<Task> {
         priority: r.int(6)?,
         metadata: json_object(&r.text(7)?),
         scopes: Vec::new(),
+        verify: r.opt_text(23)?,
+        feedback: r.opt_text(24)?,
         attempts: r.int(8)?,
         max_attempts: r.int(9)?,
         result: r.opt_text(10)?,
@@ -1032,6 +1085,10 @@ impl<D: Db> Store for SqlStore<D> {
                 if let Some(v) = &u.result {
                     set("result", v.into(), &mut args);
                 }
+                if let Some(v) = &u.verify {
+                    let v = Some(v.as_str()).filter(|v| !v.is_empty());
+                    set("verify", v.into(), &mut args);
+                }
                 if let Some(d) = u.lease {
                     if u.status.unwrap_or(cur.status) != Status::InProgress {
                         bail!(
@@ -1084,7 +1141,7 @@ impl<D: Db> Store for SqlStore<D> {
                     }
                     _ => {}
                 }
-                if let Some(line) = &u.note {
+                if let Some(line) = &u.log_line {
                     // `||` with NULL is NULL in both engines: a first line has no break.
                     let appended = format!("\n{line}");
                     sets.push(format!(
@@ -1125,6 +1182,18 @@ impl<D: Db> Store for SqlStore<D> {
                 for &b in &remove_blocks {
                     tx.remove_edge(lpk, id, b)?;
                 }
+                let by = u.by.as_deref();
+                let fields = u.fields();
+                if !fields.is_empty() {
+                    let mut detail = json!({ "fields": fields });
+                    if let Some(s) = u.status.filter(|&s| s != cur.status) {
+                        detail["status"] = json!(s.as_str());
+                    }
+                    tx.event(lpk, id, "edited", by, detail)?;
+                }
+                if let Some(text) = &u.note {
+                    tx.event(lpk, id, "note", by, json!({ "text": text }))?;
+                }
             }
             ids.iter().map(|&id| tx.one_task(lpk, list, id)).collect()
         })
@@ -1156,6 +1225,8 @@ impl<D: Db> Store for SqlStore<D> {
                     ),
                     &[lpk.into(), id.0.into(), now.into()],
                 )?;
+                let by = r.by.as_deref().or(cur.owner.as_deref());
+                tx.event(lpk, id, "released", by, json!({ "from": cur.owner }))?;
             }
             ids.iter().map(|&id| tx.one_task(lpk, list, id)).collect()
         })
@@ -1208,7 +1279,7 @@ impl<D: Db> Store for SqlStore<D> {
             }
             // Claims whose lease ran out go back to pending (or fail, with no attempt
             // left) first, so that they compete like any ready task.
-            tx.reap_in(lpk, list, "", &|_| true)?;
+            tx.reap_in(lpk, list, &c.owner, "", &|_| true)?;
             let lease = c.lease.map(|dur| now + duration_ms(dur));
             let (host, pid, start) = match &c.holder {
                 Some(h) => (Some(h.host.clone()), Some(h.pid as i64), Some(h.started as i64)),
@@ -1253,9 +1324,13 @@ impl<D: Db> Store for SqlStore<D> {
                 );
             }
             if scoped {
-                sql += " AND NOT EXISTS (SELECT 1 FROM scope_keys s JOIN held_scopes h \
-                         ON h.list_id = s.list_id AND h.key = s.key AND (s.exact = 1 OR h.exact = 1) \
-                         WHERE s.list_id = t.list_id AND s.task = t.id)";
+                // A key of the candidate conflicts when a held task has it exactly, or when
+                // the candidate has it exactly and a held task has it at all. Two look-ups
+                // of the held keys' index each, never a scan of the tasks under a folder
+                // (every held scope shares the key `.`).
+                sql += " AND NOT EXISTS (SELECT 1 FROM scope_keys s WHERE s.list_id = t.list_id AND s.task = t.id \
+                         AND (EXISTS (SELECT 1 FROM held_scopes h WHERE h.list_id = s.list_id AND h.key = s.key AND h.exact = 1) \
+                         OR (s.exact = 1 AND EXISTS (SELECT 1 FROM held_scopes h WHERE h.list_id = s.list_id AND h.key = s.key))))";
             }
             sql += &format!(
                 " ORDER BY t.priority DESC, t.id LIMIT 1{}) RETURNING {COLS}",
@@ -1265,6 +1340,12 @@ impl<D: Db> Store for SqlStore<D> {
             match (claimed, c.id) {
                 (Some(r), _) => {
                     let mut t = task_from_row(&r, list)?;
+                    let mut detail = json!({ "attempt": t.attempts });
+                    if let Some(h) = &c.holder {
+                        detail["host"] = json!(h.host);
+                        detail["pid"] = json!(h.pid);
+                    }
+                    tx.event(lpk, t.id, "claimed", Some(&c.owner), detail)?;
                     tx.load_edges(lpk, &mut t)?;
                     tx.load_scopes(lpk, std::slice::from_mut(&mut t))?;
                     Ok(Some(t))
@@ -1325,20 +1406,23 @@ impl<D: Db> Store for SqlStore<D> {
             let lpk = tx.list_pk(list)?.ok_or_else(|| not_found(id, list))?;
             let now = tx.now;
             let held = [lpk.into(), id.0.into(), token.into()];
-            let old = tx
+            let row = tx
                 .one(
-                    "SELECT log FROM tasks WHERE list_id = ?1 AND id = ?2 AND claim_token = ?3 \
-                     AND status = 'in_progress'",
+                    "SELECT log, owner, attempts, started_at, metadata, feedback FROM tasks \
+                     WHERE list_id = ?1 AND id = ?2 AND claim_token = ?3 AND status = 'in_progress'",
                     &held,
                 )?
-                .ok_or_else(|| taken_over(id))?
-                .opt_text(0)?;
+                .ok_or_else(|| taken_over(id))?;
+            let (old, owner, attempt) = (row.opt_text(0)?, row.opt_text(1)?, row.int(2)?);
             let log = carry_losses(old.as_deref(), o.log.clone());
             let reset = if o.status == Status::Pending {
                 format!("{UNCLAIMED}, owner = NULL")
             } else {
                 "lease_until = NULL, finished_at = ?8".into()
             };
+            let mut metadata = json_object(&row.text(4)?);
+            metadata.extend(o.metadata.clone());
+            let feedback = o.check_failed.clone().or(row.opt_text(5)?);
             let mut args = held.to_vec();
             args.extend([
                 o.status.as_str().into(),
@@ -1346,16 +1430,34 @@ impl<D: Db> Store for SqlStore<D> {
                 log.into(),
                 o.exit_code.into(),
                 now.into(),
+                Value::Object(metadata).to_string().into(),
+                feedback.into(),
             ]);
             let n = tx.exec(
                 &format!(
-                    "UPDATE tasks SET status = ?4, result = ?5, log = ?6, exit_code = ?7, updated_at = ?8, {reset} \
+                    "UPDATE tasks SET status = ?4, result = ?5, log = ?6, exit_code = ?7, updated_at = ?8, \
+                     metadata = ?9, feedback = ?10, {reset} \
                      WHERE list_id = ?1 AND id = ?2 AND claim_token = ?3 AND status = 'in_progress'"
                 ),
                 &args,
             )?;
             if n == 0 {
                 return Err(taken_over(id));
+            }
+            let by = owner.as_deref();
+            if o.check_failed.is_some() {
+                let detail = json!({ "attempt": attempt, "exitCode": o.exit_code });
+                tx.event(lpk, id, "check_failed", by, detail)?;
+            }
+            let mut detail = json!({ "attempt": attempt, "exitCode": o.exit_code });
+            if o.status == Status::Pending {
+                tx.event(lpk, id, "retried", by, detail)?;
+            } else {
+                detail["status"] = json!(o.status.as_str());
+                if let Some(start) = row.opt_int(3)? {
+                    detail["durationMs"] = json!(now - start);
+                }
+                tx.event(lpk, id, "finished", by, detail)?;
             }
             tx.one_task(lpk, list, id)
         })
@@ -1365,6 +1467,19 @@ impl<D: Db> Store for SqlStore<D> {
         self.write(|tx| {
             let lpk = tx.list_pk(list)?.ok_or_else(|| not_found(id, list))?;
             let now = tx.now;
+            let owner = tx
+                .one(
+                    "SELECT owner FROM tasks WHERE list_id = ?1 AND id = ?2 AND claim_token = ?3 \
+                     AND status = 'in_progress'",
+                    &[lpk.into(), id.0.into(), token.into()],
+                )?
+                .map(|r| r.opt_text(0))
+                .transpose()?;
+            let Some(owner) = owner else {
+                return Ok(());
+            };
+            let detail = json!({ "from": owner, "attemptGivenBack": refund });
+            tx.event(lpk, id, "released", owner.as_deref(), detail)?;
             tx.exec(
                 &format!(
                     "UPDATE tasks SET status = 'pending', {UNCLAIMED}, owner = NULL, \
@@ -1386,6 +1501,7 @@ impl<D: Db> Store for SqlStore<D> {
     fn reap(
         &mut self,
         list: &ListId,
+        by: &str,
         host: &str,
         alive: &dyn Fn(&Holder) -> bool,
     ) -> Result<Vec<Task>> {
@@ -1393,7 +1509,7 @@ impl<D: Db> Store for SqlStore<D> {
             let Some(lpk) = tx.list_pk(list)? else {
                 return Ok(Vec::new());
             };
-            let ids = tx.reap_in(lpk, list, host, alive)?;
+            let ids = tx.reap_in(lpk, list, by, host, alive)?;
             ids.iter().map(|&id| tx.one_task(lpk, list, id)).collect()
         })
     }
@@ -1448,6 +1564,50 @@ impl<D: Db> Store for SqlStore<D> {
                 ],
             )?;
             Ok(())
+        })
+    }
+
+    fn history(
+        &mut self,
+        list: &ListId,
+        ids: &[TaskId],
+        last: Option<usize>,
+    ) -> Result<Vec<Event>> {
+        let ids = dedup(ids);
+        self.read(|tx| {
+            let Some(lpk) = tx.list_pk(list)? else {
+                return match ids.first() {
+                    Some(&id) => Err(not_found(id, list)),
+                    None => Ok(Vec::new()),
+                };
+            };
+            let mut out = Vec::new();
+            for &id in &ids {
+                if !tx.exists(lpk, id)? {
+                    return Err(not_found(id, list));
+                }
+                // The newest first, so that `last` is a LIMIT; put back in order below.
+                let limit = last.map(|n| format!(" LIMIT {n}")).unwrap_or_default();
+                let rows = tx.q(
+                    &format!(
+                        "SELECT at, kind, actor, detail FROM events WHERE list_id = ?1 AND task = ?2 \
+                         ORDER BY id DESC{limit}"
+                    ),
+                    &[lpk.into(), id.0.into()],
+                )?;
+                let start = out.len();
+                for r in &rows {
+                    out.push(Event {
+                        task: id,
+                        at: r.int(0)?,
+                        kind: r.text(1)?,
+                        by: r.opt_text(2)?,
+                        detail: json_object(&r.text(3)?),
+                    });
+                }
+                out[start..].reverse();
+            }
+            Ok(out)
         })
     }
 

@@ -9,7 +9,7 @@ use nix::sys::signal::{killpg, Signal};
 use nix::unistd::Pid;
 use std::fs::File;
 use std::io::{Read, Write};
-use std::os::fd::AsFd;
+use std::os::fd::{AsFd, OwnedFd};
 use std::os::unix::process::{CommandExt, ExitStatusExt};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -17,8 +17,23 @@ use std::process::{Child, Command, Stdio};
 /// How much of stderr's end is kept as the task's `log`.
 pub const LOG_TAIL: usize = 16 * 1024;
 
-/// Replace `{id} {subject} {description} {list} {attempt}` in `arg`; `{{` and `}}` are
-/// literal braces; any other `{…}` is left as it is (so `awk '{print $1}'` works).
+/// How much of a failed check's output (stdout and stderr together) is kept: in the log
+/// and as the feedback handed to the next attempt, often inside an agent's prompt.
+pub const CHECK_TAIL: usize = 8 * 1024;
+
+/// The `{feedback}` placeholder: empty until a check failed, else a paragraph that can
+/// follow a prompt (`'{description}{feedback}'`).
+pub fn feedback_paragraph(t: &Task) -> String {
+    match t.feedback.as_deref().map(str::trim_end) {
+        Some(f) if !f.is_empty() => format!(
+            "\n\nA previous attempt at this task did not pass its check. The check said:\n{f}\n"
+        ),
+        _ => String::new(),
+    }
+}
+
+/// Replace `{id} {subject} {description} {list} {attempt} {feedback}` in `arg`; `{{` and
+/// `}}` are literal braces; any other `{…}` is left as it is (so `awk '{print $1}'` works).
 pub fn expand(arg: &str, t: &Task) -> String {
     let mut out = String::with_capacity(arg.len());
     let mut rest = arg;
@@ -43,6 +58,7 @@ pub fn expand(arg: &str, t: &Task) -> String {
                     "description" => Some(t.description.clone()),
                     "list" => Some(t.list.clone()),
                     "attempt" => Some(t.attempts.to_string()),
+                    "feedback" => Some(feedback_paragraph(t)),
                     _ => None,
                 };
                 if let Some(v) = value {
@@ -110,8 +126,16 @@ pub struct Context<'a> {
     pub max_output: u64,
 }
 
-pub fn spawn(command: &[String], t: &Task, cx: &Context) -> std::io::Result<Child> {
-    let argv: Vec<String> = command.iter().map(|a| expand(a, t)).collect();
+/// Where one attempt runs: its working directory and, with `--worktree`, its branch.
+#[derive(Default)]
+pub struct Place {
+    pub dir: Option<PathBuf>,
+    pub branch: Option<String>,
+}
+
+/// `program args…` with the task in its environment, in its own process group, in the
+/// attempt's directory. Shared by the command and its check.
+fn command(argv: &[String], t: &Task, cx: &Context, place: &Place) -> Command {
     let mut c = Command::new(&argv[0]);
     c.args(&argv[1..])
         .env("TASK_ID", t.id.0.to_string())
@@ -131,39 +155,122 @@ pub fn spawn(command: &[String], t: &Task, cx: &Context) -> std::io::Result<Chil
             "TASK_METADATA",
             serde_json::Value::Object(t.metadata.clone()).to_string(),
         )
-        .stdin(if cx.stdin == StdinMode::None {
-            Stdio::null()
-        } else {
-            Stdio::piped()
-        })
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
+        .env("TASK_FEEDBACK", t.feedback.as_deref().unwrap_or(""))
         .process_group(0);
+    if let Some(dir) = &place.dir {
+        c.current_dir(dir).env("TASK_WORKTREE", dir);
+    }
+    if let Some(branch) = &place.branch {
+        c.env("TASK_BRANCH", branch);
+    }
     // No pre_exec hook (such as a parent-death signal): it would force fork() instead
     // of posix_spawn(), and fork() of this multi-threaded process costs more than
     // running `true`. The guardian kills the group if worker-spawn dies.
-    let mut child = c.spawn()?;
+    c
+}
+
+/// Hand `data` to the child's stdin from a thread, so that a command that does not
+/// read its input cannot block us.
+fn feed(child: &mut Child, data: Vec<u8>) {
     if let Some(mut stdin) = child.stdin.take() {
-        let data = match cx.stdin {
-            StdinMode::Json => task_json(t).to_string(),
-            _ => t.description.clone(),
-        };
-        // A thread, so that a command that does not read its input cannot block us.
         std::thread::spawn(move || {
-            let _ = stdin.write_all(data.as_bytes());
+            let _ = stdin.write_all(&data);
         });
     }
-    Ok(child)
+}
+
+/// A started command or check and the streams to read from it.
+pub struct Started {
+    pub child: Child,
+    out: Option<File>,
+    err: Option<File>,
+    /// Copies of stdout and stderr (`--output-dir`).
+    files: (Option<File>, Option<File>),
+    max_output: u64,
+    tail: usize,
+}
+
+pub fn spawn(
+    command_line: &[String],
+    t: &Task,
+    cx: &Context,
+    place: &Place,
+) -> std::io::Result<Started> {
+    let argv: Vec<String> = command_line.iter().map(|a| expand(a, t)).collect();
+    let mut c = command(&argv, t, cx, place);
+    c.stdin(if cx.stdin == StdinMode::None {
+        Stdio::null()
+    } else {
+        Stdio::piped()
+    })
+    .stdout(Stdio::piped())
+    .stderr(Stdio::piped());
+    let mut child = c.spawn()?;
+    let data = match cx.stdin {
+        StdinMode::None => Vec::new(),
+        StdinMode::Json => task_json(t).to_string().into_bytes(),
+        _ => t.description.clone().into_bytes(),
+    };
+    feed(&mut child, data);
+    let (out, err) = (child.stdout.take(), child.stderr.take());
+    Ok(Started {
+        child,
+        out: out.map(|o| File::from(OwnedFd::from(o))),
+        err: err.map(|e| File::from(OwnedFd::from(e))),
+        files: output_files(cx.output_dir, t),
+        max_output: cx.max_output,
+        tail: LOG_TAIL,
+    })
+}
+
+/// Start a check: `sh -c CHECK` with the task's environment, the command's stdout on its
+/// stdin, its stdout and stderr read together (as a terminal would show them).
+pub fn spawn_check(
+    check: &str,
+    t: &Task,
+    cx: &Context,
+    place: &Place,
+    input: Vec<u8>,
+) -> std::io::Result<Started> {
+    let argv = ["sh".to_string(), "-c".to_string(), check.to_string()];
+    let (reader, writer) = std::io::pipe()?;
+    let mut c = command(&argv, t, cx, place);
+    c.stdin(Stdio::piped())
+        .stdout(writer.try_clone()?)
+        .stderr(writer);
+    let mut child = c.spawn()?;
+    // Our copies of the write end go with the Command: then the read end sees EOF
+    // when the check and what it started are done.
+    drop(c);
+    feed(&mut child, input);
+    Ok(Started {
+        child,
+        out: None,
+        err: Some(File::from(OwnedFd::from(reader))),
+        files: (None, None),
+        max_output: 0,
+        tail: CHECK_TAIL,
+    })
 }
 
 /// What a finished command left behind.
 pub struct Captured {
     pub stdout: Vec<u8>,
     pub stdout_total: u64,
+    /// The end of stderr (of a check: of its whole output).
     pub stderr_tail: Vec<u8>,
 }
 
 impl Captured {
+    /// Nothing captured but a message of our own.
+    pub fn message(msg: String) -> Captured {
+        Captured {
+            stdout: Vec::new(),
+            stdout_total: 0,
+            stderr_tail: msg.into_bytes(),
+        }
+    }
+
     pub fn result(&self, max: u64) -> String {
         let mut s = String::from_utf8_lossy(&self.stdout).into_owned();
         if self.stdout_total > max {
@@ -207,13 +314,14 @@ fn output_files(dir: Option<&Path>, t: &Task) -> (Option<File>, Option<File>) {
 }
 
 /// Read stdout and stderr until both close, keeping the first `max_output` bytes of
-/// stdout and the last `LOG_TAIL` bytes of stderr. If the command exits while
-/// something it started still holds the pipes open, its process group is killed, so
-/// that nothing outlives the task.
-pub fn capture(child: &mut Child, t: &Task, cx: &Context) -> Captured {
-    let (mut out_file, mut err_file) = output_files(cx.output_dir, t);
-    let mut stdout = child.stdout.take();
-    let mut stderr = child.stderr.take();
+/// stdout and the last bytes of stderr. If the command exits while something it
+/// started still holds the pipes open, its process group is killed, so that nothing
+/// outlives the task.
+pub fn capture(s: &mut Started) -> Captured {
+    let (mut out_file, mut err_file) = (s.files.0.take(), s.files.1.take());
+    let mut stdout = s.out.take();
+    let mut stderr = s.err.take();
+    let child = &mut s.child;
     let mut cap = Captured {
         stdout: Vec::new(),
         stdout_total: 0,
@@ -256,7 +364,7 @@ pub fn capture(child: &mut Child, t: &Task, cx: &Context) -> Captured {
                 match o.read(&mut buf) {
                     Ok(0) | Err(_) => stdout = None,
                     Ok(n) => {
-                        let keep = (cx.max_output.saturating_sub(cap.stdout_total) as usize).min(n);
+                        let keep = (s.max_output.saturating_sub(cap.stdout_total) as usize).min(n);
                         cap.stdout.extend_from_slice(&buf[..keep]);
                         cap.stdout_total += n as u64;
                         if let Some(f) = &mut out_file {
@@ -273,8 +381,8 @@ pub fn capture(child: &mut Child, t: &Task, cx: &Context) -> Captured {
                 Ok(0) | Err(_) => stderr = None,
                 Ok(n) => {
                     cap.stderr_tail.extend_from_slice(&buf[..n]);
-                    if cap.stderr_tail.len() > 2 * LOG_TAIL {
-                        cap.stderr_tail.drain(..cap.stderr_tail.len() - LOG_TAIL);
+                    if cap.stderr_tail.len() > 2 * s.tail {
+                        cap.stderr_tail.drain(..cap.stderr_tail.len() - s.tail);
                     }
                     if let Some(f) = &mut err_file {
                         let _ = f.write_all(&buf[..n]);
@@ -283,8 +391,8 @@ pub fn capture(child: &mut Child, t: &Task, cx: &Context) -> Captured {
             }
         }
     }
-    if cap.stderr_tail.len() > LOG_TAIL {
-        cap.stderr_tail.drain(..cap.stderr_tail.len() - LOG_TAIL);
+    if cap.stderr_tail.len() > s.tail {
+        cap.stderr_tail.drain(..cap.stderr_tail.len() - s.tail);
     }
     cap
 }
@@ -319,6 +427,8 @@ mod tests {
             priority: 0,
             metadata: Default::default(),
             scopes: Vec::new(),
+            verify: None,
+            feedback: Some("2 tests failed\n".into()),
             attempts: 2,
             max_attempts: 3,
             result: None,
@@ -342,5 +452,14 @@ mod tests {
         assert_eq!(expand("{description}", &t), "$(rm -rf /)");
         assert_eq!(expand("awk '{print $1}' }", &t), "awk '{print $1}' }");
         assert_eq!(expand("{", &t), "{");
+        assert_eq!(
+            expand("Fix it.{feedback}", &t),
+            "Fix it.\n\nA previous attempt at this task did not pass its check. The check said:\n2 tests failed\n"
+        );
+        let first = Task {
+            feedback: None,
+            ..task()
+        };
+        assert_eq!(expand("Fix it.{feedback}", &first), "Fix it.");
     }
 }

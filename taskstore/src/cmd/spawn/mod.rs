@@ -9,6 +9,7 @@ mod child;
 mod detach;
 mod guardian;
 mod pools;
+mod worktree;
 
 pub use pools::alive as pool_alive;
 
@@ -52,6 +53,8 @@ struct Shared {
     holder: Holder,
     store: Mutex<Box<dyn Store>>,
     guardian: Guardian,
+    /// `--worktree`: the repository the tasks run in.
+    worktrees: Option<worktree::Worktrees>,
     running: Mutex<HashMap<usize, Running>>,
     /// Stop claiming new tasks (signal, --fail-fast, --max-tasks, store error).
     stop: AtomicBool,
@@ -115,7 +118,9 @@ impl Shared {
     fn recover_dead(&self) -> Result<()> {
         let me = &self.holder;
         let alive = |h: &Holder| h == me || host::is_alive(h);
-        let recovered = self.store().reap(&self.args.store.list, &me.host, &alive)?;
+        let recovered = self
+            .store()
+            .reap(&self.args.store.list, &self.prefix, &me.host, &alive)?;
         for t in &recovered {
             let why = t
                 .log
@@ -141,6 +146,10 @@ pub fn run(args: SpawnArgs, out: &mut dyn Write) -> Result<u8> {
         return pools::stop(&args, out);
     }
     child::check_runnable(&args.command[0])?;
+    let worktrees = match args.worktree {
+        true => Some(worktree::Worktrees::open(&args)?),
+        false => None,
+    };
     let log = match args.detach {
         false => None,
         true => match detach::start(&args, out)? {
@@ -180,6 +189,7 @@ pub fn run(args: SpawnArgs, out: &mut dyn Write) -> Result<u8> {
         holder,
         store: Mutex::new(store),
         guardian,
+        worktrees,
         running: Mutex::new(HashMap::new()),
         stop: AtomicBool::new(false),
         shutdown: AtomicBool::new(false),
@@ -442,67 +452,178 @@ fn idle(shared: &Shared, before: u64) -> Result<bool> {
     Ok(true)
 }
 
+/// How a command or a check ended.
+struct Ran {
+    stop: Option<Stop>,
+    code: i64,
+    cap: child::Captured,
+}
+
+impl Ran {
+    fn message(code: i64, msg: String) -> Ran {
+        Ran {
+            stop: None,
+            code,
+            cap: child::Captured::message(msg),
+        }
+    }
+}
+
+/// Run a started command or check to its end under the supervisor's watch (timeout,
+/// lease renewal, signals).
+fn execute(shared: &Shared, n: usize, task: &Task, token: i64, mut st: child::Started) -> Ran {
+    let a = &shared.args;
+    let pgid = st.child.id() as i32;
+    shared.guardian.watch(pgid);
+    shared.running().insert(
+        n,
+        Running {
+            task: task.clone(),
+            token,
+            pgid,
+            deadline: a.timeout.map(|t| Instant::now() + t),
+            stop: None,
+            killed: false,
+        },
+    );
+    // A signal that arrived between the claim and the registration.
+    if shared.shutdown.load(SeqCst) {
+        let _ = killpg(Pid::from_raw(pgid), Signal::SIGTERM);
+        if let Some(r) = shared.running().get_mut(&n) {
+            r.stop = Some((Stop::Shutdown, Instant::now()));
+        }
+    }
+    let mut cap = child::capture(&mut st);
+    let status = st.child.wait();
+    // Nothing the command started outlives its task.
+    let _ = killpg(Pid::from_raw(pgid), Signal::SIGKILL);
+    shared.guardian.unwatch(pgid);
+    let (stop, killed) = shared
+        .running()
+        .remove(&n)
+        .map_or((None, false), |r| (r.stop.map(|(s, _)| s), r.killed));
+    let code = match (stop, status) {
+        (Some(Stop::Timeout), _) => 124,
+        (_, Ok(st)) => child::exit_code(st),
+        (_, Err(_)) => 1,
+    };
+    if stop == Some(Stop::Timeout) {
+        cap.note(&timeout_note(a, killed));
+    }
+    Ran { stop, code, cap }
+}
+
+/// Run the task's check after its command succeeded; on failure, the attempt's log
+/// gets a `verify:` line and the check's output, and the output is returned (the
+/// feedback for the next attempt).
+fn verify(
+    shared: &Shared,
+    n: usize,
+    task: &Task,
+    token: i64,
+    cx: &child::Context,
+    place: &child::Place,
+    ran: &mut Ran,
+) -> Option<String> {
+    let check = task.verify.as_deref().or(shared.args.verify.as_deref())?;
+    let input = ran.cap.stdout.clone();
+    let checked = match child::spawn_check(check, task, cx, place, input) {
+        Ok(st) => execute(shared, n, task, token, st),
+        Err(e) => Ran::message(127, format!("worker-spawn: cannot run sh: {e}\n")),
+    };
+    match checked.stop {
+        Some(s @ (Stop::Shutdown | Stop::Lost)) => {
+            ran.stop = Some(s);
+            None
+        }
+        _ if checked.code == 0 => None,
+        _ => {
+            let output = checked.cap.log().unwrap_or_default();
+            ran.cap
+                .note(&format!("verify: `{check}` exited {}", checked.code));
+            if !output.trim().is_empty() {
+                ran.cap.note(output.trim_end());
+            }
+            ran.code = checked.code;
+            Some(output)
+        }
+    }
+}
+
 fn run_task(shared: &Shared, n: usize, task: Task, cx: &child::Context) {
     let a = &shared.args;
     let list = &a.store.list;
     let token = task.claim_token.unwrap_or_default();
-    let (stop, code, captured) = match child::spawn(&a.command, &task, cx) {
-        Err(e) => {
-            let msg = format!("worker-spawn: cannot run '{}': {e}\n", a.command[0]);
-            let cap = child::Captured {
-                stdout: Vec::new(),
-                stdout_total: 0,
-                stderr_tail: msg.into_bytes(),
-            };
-            (None, 127, cap)
+    let mut place = child::Place::default();
+    let mut tree = None;
+    // Exit code recorded: none when the command never ran (its worktree failed).
+    let mut recorded_code = true;
+    // A failure that running again cannot mend (a merge conflict of its blockers).
+    let mut for_good = false;
+    let mut ran = None;
+    if let Some(w) = &shared.worktrees {
+        match w.prepare(&task) {
+            worktree::Prepared::Ready(t, notes) => {
+                place.dir = Some(t.path.clone());
+                place.branch = Some(t.branch.clone());
+                tree = Some((t, notes));
+            }
+            worktree::Prepared::Conflict(msg) => {
+                for_good = true;
+                recorded_code = false;
+                ran = Some(Ran::message(1, msg));
+            }
+            worktree::Prepared::Failed(msg) => {
+                recorded_code = false;
+                ran = Some(Ran::message(1, msg));
+            }
         }
-        Ok(mut ch) => {
-            let pgid = ch.id() as i32;
-            shared.guardian.watch(pgid);
-            shared.running().insert(
-                n,
-                Running {
-                    task: task.clone(),
-                    token,
-                    pgid,
-                    deadline: a.timeout.map(|t| Instant::now() + t),
-                    stop: None,
-                    killed: false,
-                },
-            );
-            // A signal that arrived between the claim and the registration.
-            if shared.shutdown.load(SeqCst) {
-                let _ = killpg(Pid::from_raw(pgid), Signal::SIGTERM);
-                if let Some(r) = shared.running().get_mut(&n) {
-                    r.stop = Some((Stop::Shutdown, Instant::now()));
+    }
+    let mut ran = ran.unwrap_or_else(|| match child::spawn(&a.command, &task, cx, &place) {
+        Ok(st) => execute(shared, n, &task, token, st),
+        Err(e) => Ran::message(
+            127,
+            format!("worker-spawn: cannot run '{}': {e}\n", a.command[0]),
+        ),
+    });
+    let mut check_failed = None;
+    if ran.stop.is_none() && ran.code == 0 {
+        check_failed = verify(shared, n, &task, token, cx, &place, &mut ran);
+    }
+    let mut metadata = serde_json::Map::new();
+    if let (Some(w), Some((t, notes))) = (&shared.worktrees, &tree) {
+        for line in notes {
+            ran.cap.note(line);
+        }
+        if ran.stop.is_none() && ran.code == 0 {
+            match w.commit(t, &task) {
+                Ok(commit) => {
+                    metadata.insert(
+                        "git".into(),
+                        serde_json::json!({ "branch": t.branch, "commit": commit }),
+                    );
+                }
+                Err(msg) => {
+                    ran.cap.note(&msg);
+                    ran.code = 1;
                 }
             }
-            let cap = child::capture(&mut ch, &task, cx);
-            let status = ch.wait();
-            // Nothing the command started outlives its task.
-            let _ = killpg(Pid::from_raw(pgid), Signal::SIGKILL);
-            shared.guardian.unwatch(pgid);
-            let (stop, killed) = shared
-                .running()
-                .remove(&n)
-                .map_or((None, false), |r| (r.stop.map(|(s, _)| s), r.killed));
-            let code = match (stop, status) {
-                (Some(Stop::Timeout), _) => 124,
-                (_, Ok(st)) => child::exit_code(st),
-                (_, Err(_)) => 1,
-            };
-            let mut cap = cap;
-            if stop == Some(Stop::Timeout) {
-                cap.note(&timeout_note(a, killed));
-            }
-            (stop, code, cap)
         }
-    };
+        if ran.stop.is_none() {
+            let kept = w.done(t, ran.code == 0);
+            if !kept.is_empty() {
+                ran.cap.note(kept.trim_start());
+            }
+        }
+    }
+    let Ran { stop, code, cap } = ran;
     let outcome = |status| Outcome {
         status,
-        result: Some(captured.result(a.max_output)),
-        log: captured.log(),
-        exit_code: Some(code),
+        result: Some(cap.result(a.max_output)),
+        log: cap.log(),
+        exit_code: recorded_code.then_some(code),
+        check_failed: check_failed.clone(),
+        metadata: metadata.clone(),
     };
     let result = match stop {
         Some(Stop::Shutdown) => shared.store().unclaim(list, task.id, token, true),
@@ -513,7 +634,7 @@ fn run_task(shared: &Shared, n: usize, task: Task, cx: &child::Context) {
             .map(|_| {
                 shared.completed.fetch_add(1, SeqCst);
             }),
-        _ if task.attempts < task.max_attempts && !shared.shutdown.load(SeqCst) => {
+        _ if !for_good && task.attempts < task.max_attempts && !shared.shutdown.load(SeqCst) => {
             hold_for(shared, &task, token, a.retry_delay);
             if shared.shutdown.load(SeqCst) {
                 shared.store().unclaim(list, task.id, token, false)
@@ -531,7 +652,13 @@ fn run_task(shared: &Shared, n: usize, task: Task, cx: &child::Context) {
             .finish(list, task.id, token, &outcome(Status::Failed))
             .map(|_| {
                 shared.failed.fetch_add(1, SeqCst);
-                eprintln!("worker-spawn: task {} failed (exit code {code})", task.id);
+                let why = match (check_failed.is_some(), recorded_code) {
+                    (true, _) => format!("its check exited {code}"),
+                    (_, true) => format!("exit code {code}"),
+                    (_, false) if for_good => "its blockers' branches do not merge".into(),
+                    (_, false) => "its worktree could not be prepared".into(),
+                };
+                eprintln!("worker-spawn: task {} failed ({why})", task.id);
                 if a.fail_fast {
                     shared.stop.store(true, SeqCst);
                 }

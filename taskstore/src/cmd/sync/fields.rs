@@ -181,6 +181,7 @@ pub fn import(id: i64, f: &Map<String, Value>) -> SyncImport {
             owner: nonempty("owner"),
             max_attempts: 1,
             scopes: Vec::new(),
+            verify: None,
             origin: format!("{id}.json"),
         },
         status,

@@ -225,6 +225,11 @@ impl<'a> Bridge<'a> {
         done: String,
         refused: String,
     ) -> Result<()> {
+        // The history names the bridge as the one who changed the task.
+        let u = &Update {
+            by: Some("task-sync".into()),
+            ..u.clone()
+        };
         match self.store.update(self.list, &[id], u) {
             Ok(_) => {
                 self.changed_tasks = true;
@@ -242,7 +247,7 @@ impl<'a> Bridge<'a> {
     fn cancel(&mut self, out: &mut dyn Write, t: &Task, file: i64) -> Result<()> {
         let u = Update {
             status: Some(Status::Cancelled),
-            note: Some(format!(
+            log_line: Some(format!(
                 "cancelled by task-sync: its file {file}.json was deleted in Claude Code"
             )),
             if_status: vec![t.status],
