@@ -385,7 +385,9 @@ fn a_batch_whose_connection_is_killed_is_all_or_nothing() {
         0 => assert_eq!(stored, LINES, "exit 0 with {stored} tasks"),
         5 => {
             assert_eq!(stored, 0, "a killed batch left {stored} tasks");
-            assert_failure(&r, "task-create", 5, &["connection"]);
+            // "connection closed", or the OS's "Connection reset by peer", by when the
+            // kill lands.
+            assert_failure(&r, "task-create", 5, &["onnection"]);
         }
         c => panic!("task-create exited {c}: {}", r.stderr),
     }

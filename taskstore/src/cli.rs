@@ -156,6 +156,10 @@ pub enum ListFormat {
     Csv,
     Ids,
     Md,
+    /// Graphviz: a node a task, coloured by status; edges blocker -> blocked
+    Dot,
+    /// A Mermaid flowchart (GitHub and chat interfaces draw it)
+    Mermaid,
 }
 
 const CREATE_EXAMPLES: &str = "\
@@ -241,7 +245,9 @@ Examples:
   task-list --count                      # pending 3 / in_progress 1 / ...
   task-list --waves                      # dependency-aware batches
   task-list --workers                    # the worker-spawn pools running on the list
-  task-list -s done --format md          # a report for whoever delegated the work";
+  task-list -s done --format md          # a report for whoever delegated the work
+  task-list --format dot | dot -Tsvg > plan.svg   # a picture (also --format mermaid)
+  task-list 3 --history                  # every change of task #3";
 
 /// Show tasks: filtered, in several formats; one task in full; counts; lists; waves.
 #[derive(Debug, Parser)]
@@ -292,6 +298,9 @@ pub struct ListArgs {
     /// With --format md: fit the report in N characters, folding what completed (0: no limit) [default: 20000]
     #[arg(long, value_name = "N", allow_negative_numbers = true)]
     pub max_chars: Option<usize>,
+    /// With --format md: add a Mermaid picture of the tasks and their dependencies
+    #[arg(long)]
+    pub graph: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -457,6 +466,9 @@ pub struct WaitArgs {
     /// With --format md: fit the report in N characters, folding what completed (0: no limit) [default: 20000]
     #[arg(long, value_name = "N", allow_negative_numbers = true)]
     pub max_chars: Option<usize>,
+    /// With --format md: add a Mermaid picture of the tasks and their dependencies
+    #[arg(long)]
+    pub graph: bool,
     /// Show a live progress line on stderr even when it is not a terminal
     #[arg(long, overrides_with = "no_progress")]
     pub progress: bool,

@@ -6,6 +6,7 @@ pub mod batch;
 pub mod claude;
 pub mod cli;
 pub mod cmd;
+pub mod diagram;
 pub mod error;
 pub mod graph;
 pub mod host;

@@ -78,6 +78,42 @@ pub fn write(
     history: &History,
     max_chars: usize,
     everything: &str,
+    graph: bool,
+) -> Result<()> {
+    if !graph {
+        return write_report(out, tasks, stalled, history, max_chars, everything);
+    }
+    // The picture goes last, when it leaves the report at least half the budget; else
+    // a line says how to draw it.
+    let picture = format!("\n```mermaid\n{}```\n", crate::diagram::mermaid(tasks));
+    let size = picture.chars().count();
+    if max_chars == 0 || size <= max_chars / 2 {
+        let rest = if max_chars == 0 { 0 } else { max_chars - size };
+        write_report(out, tasks, stalled, history, rest, everything)?;
+        return Ok(out.write_all(picture.as_bytes())?);
+    }
+    let note = format!(
+        "\n_The graph of {} tasks is left out to fit the budget: `task-list --format mermaid` draws it._\n",
+        tasks.len()
+    );
+    write_report(
+        out,
+        tasks,
+        stalled,
+        history,
+        max_chars.saturating_sub(note.chars().count()).max(1),
+        everything,
+    )?;
+    Ok(out.write_all(note.as_bytes())?)
+}
+
+fn write_report(
+    out: &mut dyn Write,
+    tasks: &[Task],
+    stalled: &Stalled,
+    history: &History,
+    max_chars: usize,
+    everything: &str,
 ) -> Result<()> {
     use Detail::*;
     let shape = |done, open, failed| Shape {

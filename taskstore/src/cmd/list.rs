@@ -17,11 +17,20 @@ pub fn run(a: ListArgs, out: &mut dyn Write) -> Result<u8> {
     if !a.fields.is_empty() && a.format != ListFormat::Csv {
         return Err(Error::usage("--fields goes with --format csv"));
     }
-    if a.max_chars.is_some()
-        && (a.format != ListFormat::Md || a.count || a.lists || a.waves || a.workers)
-    {
+    let listing = !(a.count || a.lists || a.waves || a.workers || a.history);
+    if a.max_chars.is_some() && (a.format != ListFormat::Md || !listing) {
         return Err(Error::usage(
             "--max-chars goes with --format md (a report of tasks)",
+        ));
+    }
+    if a.graph && (a.format != ListFormat::Md || !listing) {
+        return Err(Error::usage(
+            "--graph goes with --format md (a report of tasks)",
+        ));
+    }
+    if matches!(a.format, ListFormat::Dot | ListFormat::Mermaid) && !listing {
+        return Err(Error::usage(
+            "--format dot and mermaid draw tasks: not with --count, --lists, --waves, --workers or --history",
         ));
     }
     let ids = Stdin::default().ids(&a.ids)?;
@@ -159,6 +168,8 @@ pub fn run(a: ListArgs, out: &mut dyn Write) -> Result<u8> {
         ListFormat::Jsonl => output::write_jsonl(out, &tasks)?,
         ListFormat::Csv => output::write_csv(out, &tasks, &a.fields)?,
         ListFormat::Ids => output::write_ids(out, tasks.iter().map(|t| t.id))?,
+        ListFormat::Dot => out.write_all(crate::diagram::dot(&tasks).as_bytes())?,
+        ListFormat::Mermaid => out.write_all(crate::diagram::mermaid(&tasks).as_bytes())?,
         ListFormat::Md => {
             let stalled = if tasks.iter().any(|t| !t.open_blockers.is_empty()) {
                 store.stalled(list)?
@@ -175,6 +186,7 @@ pub fn run(a: ListArgs, out: &mut dyn Write) -> Result<u8> {
                 &history,
                 a.max_chars.unwrap_or(report::MAX_CHARS),
                 everything,
+                a.graph,
             )?
         }
     }

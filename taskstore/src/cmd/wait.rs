@@ -173,6 +173,9 @@ impl State {
 }
 
 pub fn run(args: WaitArgs, out: &mut dyn Write) -> Result<u8> {
+    if args.graph && args.format != WaitFormat::Md {
+        bail!(usage, "--graph goes with --format md");
+    }
     if args.max_chars.is_some() && args.format != WaitFormat::Md {
         bail!(usage, "--max-chars goes with --format md");
     }
@@ -324,6 +327,7 @@ fn output_state(
                 &history,
                 max_chars.unwrap_or(report::MAX_CHARS),
                 everything,
+                args.graph,
             )
         }
     }
