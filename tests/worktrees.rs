@@ -314,7 +314,13 @@ fn two_pools_at_once_share_one_repository() {
     let p1 = spawn_in(&s, &r, &args);
     let p2 = spawn_in(&s, &r, &args);
     let (o1, o2) = (p1.wait(), p2.wait());
-    assert_eq!((o1.code, o2.code), (0, 0), "{o1:?}\n{o2:?}");
+    let logs: Vec<String> = s
+        .tasks(&[])
+        .iter()
+        .filter(|t| t["status"] != "completed")
+        .map(|t| format!("#{}: {}", t["id"], t["log"]))
+        .collect();
+    assert_eq!((o1.code, o2.code), (0, 0), "{o1:?}\n{o2:?}\n{logs:?}");
     let tasks = s.tasks(&[]);
     assert_eq!(
         tasks.iter().filter(|t| t["status"] == "completed").count(),

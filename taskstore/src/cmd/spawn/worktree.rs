@@ -4,8 +4,11 @@
 //! stays). The `git` program does the work: its behaviour, hooks and configuration are
 //! the user's, and there is no second implementation of git to trust.
 //!
-//! Git operations are serialised within this process (one lock), and retried when git
-//! reports a lock file held by another process.
+//! Git operations are serialised within this process (a mutex) and across the pools
+//! sharing the repository (an advisory lock on a file in its git directory: git itself
+//! does not guard `worktree add` against a worktree being made or removed at the same
+//! moment, and fails reading its half-written administrative files). They are retried
+//! when git reports a lock file held by another process, such as the user's own git.
 
 use crate::cli::{SpawnArgs, WorktreeClean};
 use crate::error::{Error, Result};
@@ -28,6 +31,15 @@ pub struct Worktrees {
     identity: Vec<String>,
     clean: WorktreeClean,
     lock: Mutex<()>,
+    /// `<git common dir>/parallel-tasks.lock`, locked while a pool works on worktrees.
+    lock_file: PathBuf,
+}
+
+/// Held while git works on worktrees: this process's mutex, then the file lock that
+/// other pools on the repository take too (released when the file closes).
+struct Guard<'a> {
+    _file: Option<std::fs::File>,
+    _mutex: std::sync::MutexGuard<'a, ()>,
 }
 
 /// One attempt's worktree.
@@ -74,6 +86,8 @@ fn locked(err: &str) -> bool {
     err.contains(".lock") && (err.contains("File exists") || err.contains("Unable to create"))
         || err.contains("could not lock")
         || err.contains("cannot lock ref")
+        // Another git reading or writing a worktree's administrative files as we do.
+        || err.contains("failed to read") && err.contains("worktrees")
 }
 
 /// `run`, again while another process holds one of git's lock files.
@@ -126,7 +140,11 @@ impl Worktrees {
                 format!("user.email=worker-spawn@{}", crate::host::hostname()),
             ],
         };
+        let common = run(&root, &["rev-parse", "--git-common-dir"])
+            .map_err(|e| Error::store(format!("--worktree: {e}")))?;
+        let common = root.join(common);
         let w = Worktrees {
+            lock_file: common.join("parallel-tasks.lock"),
             root,
             dir,
             identity,
@@ -143,9 +161,8 @@ impl Worktrees {
         let Ok(rel) = self.dir.strip_prefix(&self.root) else {
             return Ok(());
         };
-        let common = run(&self.root, &["rev-parse", "--git-common-dir"])
-            .map_err(|e| Error::store(format!("--worktree: {e}")))?;
-        let info = self.root.join(common).join("info");
+        let _one_at_a_time = self.guard();
+        let info = self.lock_file.with_file_name("info");
         let file = info.join("exclude");
         let line = format!("/{}/", rel.display());
         let old = std::fs::read_to_string(&file).unwrap_or_default();
@@ -170,8 +187,21 @@ impl Worktrees {
         self.dir.join(&t.list).join(t.id.0.to_string())
     }
 
-    fn guard(&self) -> std::sync::MutexGuard<'_, ()> {
-        self.lock.lock().unwrap_or_else(|e| e.into_inner())
+    /// One pool's git work on worktrees at a time. Without the lock file (a read-only
+    /// git directory) the retries on git's own lock files are all there is.
+    fn guard(&self) -> Guard<'_> {
+        let mutex = self.lock.lock().unwrap_or_else(|e| e.into_inner());
+        let file = std::fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&self.lock_file)
+            .ok()
+            .filter(|f| f.lock().is_ok());
+        Guard {
+            _file: file,
+            _mutex: mutex,
+        }
     }
 
     /// A fresh worktree for an attempt of `t`: an earlier attempt's goes first; the
