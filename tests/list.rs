@@ -161,8 +161,8 @@ fn csv_with_header_and_fields() {
         lines.next(),
         Some(
             "id,list,key,subject,description,activeForm,status,owner,claimToken,blockedBy,blocks,priority,\
-             metadata,scopes,verify,attempts,maxAttempts,ready,result,log,exitCode,feedback,createdAt,\
-             updatedAt,startedAt,finishedAt"
+             depth,metadata,scopes,verify,attempts,maxAttempts,ready,result,log,logFile,exitCode,feedback,\
+             createdAt,updatedAt,startedAt,finishedAt"
         )
     );
     assert_eq!(lines.count(), 3);

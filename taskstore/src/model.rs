@@ -307,6 +307,9 @@ pub struct Task {
     pub open_blockers: Vec<TaskId>,
     pub blocks: Vec<TaskId>,
     pub priority: i64,
+    /// Open tasks on the longest chain of open tasks that waits on this one: after
+    /// priority, the claim takes the deepest first (the critical path).
+    pub depth: i64,
     pub metadata: Map<String, Value>,
     /// Normalised write scopes, sorted.
     pub scopes: Vec<String>,
@@ -326,6 +329,9 @@ pub struct Task {
     pub lease_until: Option<i64>,
     /// The process holding the claim, when worker-spawn made it (not shown).
     pub holder: Option<Holder>,
+    /// The claiming worker-spawn's `--output-dir` for this list: the attempt's output
+    /// grows in `<dir>/<id>.out` and `.err` (shown as `logFile`).
+    pub output_dir: Option<String>,
     pub created_at: i64,
     pub updated_at: i64,
     pub started_at: Option<i64>,

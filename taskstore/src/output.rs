@@ -22,6 +22,7 @@ pub const FIELDS: &[&str] = &[
     "blockedBy",
     "blocks",
     "priority",
+    "depth",
     "metadata",
     "scopes",
     "verify",
@@ -30,6 +31,7 @@ pub const FIELDS: &[&str] = &[
     "ready",
     "result",
     "log",
+    "logFile",
     "exitCode",
     "feedback",
     "createdAt",
@@ -73,6 +75,7 @@ fn field(t: &Task, name: &str) -> Value {
         "blockedBy" => ids_json(&t.blocked_by),
         "blocks" => ids_json(&t.blocks),
         "priority" => json!(t.priority),
+        "depth" => json!(t.depth),
         "metadata" => Value::Object(t.metadata.clone()),
         "scopes" => json!(t.scopes),
         "verify" => json!(t.verify),
@@ -82,6 +85,14 @@ fn field(t: &Task, name: &str) -> Value {
         "ready" => json!(t.is_ready()),
         "result" => json!(t.result),
         "log" => json!(t.log),
+        // Where the claiming worker-spawn writes the attempt's output, as it arrives.
+        "logFile" => match &t.output_dir {
+            Some(d) => json!({
+                "out": format!("{d}/{}.out", t.id.0),
+                "err": format!("{d}/{}.err", t.id.0),
+            }),
+            None => Value::Null,
+        },
         "exitCode" => json!(t.exit_code),
         "createdAt" => time_json(Some(t.created_at)),
         "updatedAt" => time_json(Some(t.updated_at)),

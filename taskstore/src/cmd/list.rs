@@ -4,7 +4,7 @@ use super::Stdin;
 use crate::cli::{ListArgs, ListFormat};
 use crate::error::{Error, Result};
 use crate::graph;
-use crate::model::StatusFilter;
+use crate::model::{StatusFilter, Task};
 use crate::output;
 use crate::report;
 use crate::store::Filter;
@@ -128,13 +128,33 @@ pub fn run(a: ListArgs, out: &mut dyn Write) -> Result<u8> {
             statuses: vec![StatusFilter::Open],
             ..filter
         };
-        let waves = if none {
+        let tasks = if none {
             Vec::new()
         } else {
-            graph::waves(&store.tasks(list, &open)?)
+            store.tasks(list, &open)?
         };
+        let waves = graph::waves(&tasks);
         match a.format {
-            ListFormat::Json | ListFormat::Jsonl => {
+            // A line a task, wave by wave in claim order, with what orders the claim.
+            ListFormat::Jsonl => {
+                let by_id: std::collections::HashMap<_, _> =
+                    tasks.iter().map(|t| (t.id, t)).collect();
+                for (n, w) in waves.iter().enumerate() {
+                    let mut wave: Vec<&Task> = w.iter().map(|i| by_id[i]).collect();
+                    wave.sort_by_key(|t| (std::cmp::Reverse((t.priority, t.depth)), t.id));
+                    for t in wave {
+                        let line = json!({
+                            "wave": n + 1,
+                            "id": t.id.0.to_string(),
+                            "subject": t.subject,
+                            "priority": t.priority,
+                            "depth": t.depth,
+                        });
+                        writeln!(out, "{line}")?;
+                    }
+                }
+            }
+            ListFormat::Json => {
                 let v: Vec<Vec<String>> = waves
                     .iter()
                     .map(|w| w.iter().map(|i| i.0.to_string()).collect())

@@ -66,6 +66,7 @@ pub fn run(a: UpdateArgs, out: &mut dyn Write) -> Result<u8> {
             limits: a.limit,
             lease: a.lease,
             holder: None,
+            output_dir: None,
         };
         let mut store = a.store.open(crate::store::Access::Write)?;
         return match store.claim(&list, &claim)? {

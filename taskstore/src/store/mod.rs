@@ -67,6 +67,8 @@ pub struct Claim {
     /// None: the claim never expires.
     pub lease: Option<Duration>,
     pub holder: Option<Holder>,
+    /// Where the claimer writes the attempt's output (`<dir>/<id>.out`, `.err`).
+    pub output_dir: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Default)]

@@ -194,6 +194,45 @@ END $$;
 CREATE TRIGGER events_deleted BEFORE DELETE ON tasks FOR EACH ROW
     EXECUTE FUNCTION tasks_events_deleted();
 "#,
+    // 5: critical-path claims and live output (SQLite's 7).
+    r#"
+ALTER TABLE tasks ADD COLUMN depth BIGINT NOT NULL DEFAULT 0;
+ALTER TABLE tasks ADD COLUMN output_dir TEXT;
+CREATE TABLE depth_dirty (list_id BIGINT NOT NULL, task BIGINT NOT NULL);
+DROP INDEX tasks_ready;
+CREATE INDEX tasks_ready ON tasks (list_id, status, open_blockers, priority DESC, depth DESC, id);
+
+CREATE FUNCTION tasks_depth_edge() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    IF TG_OP = 'INSERT' THEN
+        INSERT INTO depth_dirty VALUES (NEW.list_id, NEW.blocker);
+    ELSE
+        INSERT INTO depth_dirty VALUES (OLD.list_id, OLD.blocker);
+    END IF;
+    RETURN NULL;
+END $$;
+CREATE TRIGGER depth_edge AFTER INSERT OR DELETE ON edges FOR EACH ROW
+    EXECUTE FUNCTION tasks_depth_edge();
+
+CREATE FUNCTION tasks_depth_status() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    INSERT INTO depth_dirty VALUES (NEW.list_id, NEW.id);
+    INSERT INTO depth_dirty SELECT list_id, blocker FROM edges WHERE list_id = NEW.list_id AND blocked = NEW.id;
+    RETURN NULL;
+END $$;
+CREATE TRIGGER depth_status AFTER UPDATE OF status ON tasks FOR EACH ROW
+    WHEN ((OLD.status IN ('pending','in_progress')) <> (NEW.status IN ('pending','in_progress')))
+    EXECUTE FUNCTION tasks_depth_status();
+
+WITH RECURSIVE chain(list_id, id, d) AS (
+    SELECT list_id, id, 0 FROM tasks WHERE status IN ('pending','in_progress')
+    UNION
+    SELECT e.list_id, e.blocker, c.d + 1 FROM chain c
+      JOIN edges e ON e.list_id = c.list_id AND e.blocked = c.id
+      JOIN tasks b ON b.list_id = e.list_id AND b.id = e.blocker AND b.status IN ('pending','in_progress')),
+deepest AS (SELECT list_id, id, MAX(d) AS d FROM chain GROUP BY list_id, id)
+UPDATE tasks t SET depth = deepest.d FROM deepest WHERE t.list_id = deepest.list_id AND t.id = deepest.id;
+"#,
 ];
 
 pub const SCHEMA_VERSION: i64 = MIGRATIONS.len() as i64;

@@ -177,6 +177,47 @@ CREATE TRIGGER events_deleted BEFORE DELETE ON tasks BEGIN
     DELETE FROM events WHERE list_id = OLD.list_id AND task = OLD.id;
 END;
 "#,
+    // 7: critical-path claims and live output. `depth` is the number of open tasks on
+    //    the longest chain of open tasks that waits on a task (0 for a closed one); the
+    //    claim orders by it after priority, through the ready index. The triggers only
+    //    note in `depth_dirty` which tasks may have a new depth (an edge's blocker, a
+    //    task opened or closed and its blockers); the store recomputes those, and their
+    //    blockers while the value changes, before the transaction commits. `output_dir`
+    //    is where the claiming worker-spawn writes the attempt's output files.
+    r#"
+ALTER TABLE tasks ADD COLUMN depth INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE tasks ADD COLUMN output_dir TEXT;
+CREATE TABLE depth_dirty (list_id INTEGER NOT NULL, task INTEGER NOT NULL);
+DROP INDEX tasks_ready;
+CREATE INDEX tasks_ready ON tasks (list_id, status, open_blockers, priority DESC, depth DESC, id);
+
+CREATE TRIGGER depth_edge_added AFTER INSERT ON edges BEGIN
+    INSERT INTO depth_dirty VALUES (NEW.list_id, NEW.blocker);
+END;
+CREATE TRIGGER depth_edge_removed AFTER DELETE ON edges BEGIN
+    INSERT INTO depth_dirty VALUES (OLD.list_id, OLD.blocker);
+END;
+CREATE TRIGGER depth_status AFTER UPDATE OF status ON tasks
+WHEN (OLD.status IN ('pending','in_progress')) <> (NEW.status IN ('pending','in_progress')) BEGIN
+    INSERT INTO depth_dirty VALUES (NEW.list_id, NEW.id);
+    INSERT INTO depth_dirty SELECT list_id, blocker FROM edges WHERE list_id = NEW.list_id AND blocked = NEW.id;
+END;
+
+-- The depths of the tasks already there, walked up from each open task (UNION: each
+-- (task, length) pair once, however many paths lead to it).
+CREATE TABLE depth_init (list_id INTEGER, id INTEGER, d INTEGER, PRIMARY KEY (list_id, id));
+INSERT INTO depth_init
+WITH RECURSIVE chain(list_id, id, d) AS (
+    SELECT list_id, id, 0 FROM tasks WHERE status IN ('pending','in_progress')
+    UNION
+    SELECT e.list_id, e.blocker, c.d + 1 FROM chain c
+      JOIN edges e ON e.list_id = c.list_id AND e.blocked = c.id
+      JOIN tasks b ON b.list_id = e.list_id AND b.id = e.blocker AND b.status IN ('pending','in_progress'))
+SELECT list_id, id, MAX(d) FROM chain GROUP BY list_id, id;
+UPDATE tasks SET depth = (SELECT d FROM depth_init i WHERE i.list_id = tasks.list_id AND i.id = tasks.id)
+ WHERE status IN ('pending','in_progress');
+DROP TABLE depth_init;
+"#,
 ];
 
 pub const SCHEMA_VERSION: i64 = MIGRATIONS.len() as i64;

@@ -172,7 +172,7 @@ const RETRIES: usize = 20;
 const COLS: &str = "id, subject, description, active_form, status, owner, priority, metadata, \
     attempts, max_attempts, result, log, exit_code, claim_token, lease_until, \
     created_at, updated_at, started_at, finished_at, holder_host, holder_pid, holder_start, key, \
-    verify, feedback";
+    verify, feedback, depth, output_dir";
 
 /// Pending tasks that (transitively) wait for a failed or cancelled task. Binds ?1 = list.
 const DEAD_CTE: &str = "WITH RECURSIVE dead(id) AS ( \
@@ -183,7 +183,16 @@ const DEAD_CTE: &str = "WITH RECURSIVE dead(id) AS ( \
 /// Columns reset when a task goes back to pending (set apart: each column may be
 /// assigned once): nobody holds it any more.
 const UNCLAIMED: &str = "claim_token = NULL, lease_until = NULL, \
-    holder_host = NULL, holder_pid = NULL, holder_start = NULL, started_at = NULL, finished_at = NULL";
+    holder_host = NULL, holder_pid = NULL, holder_start = NULL, started_at = NULL, finished_at = NULL, \
+    output_dir = NULL";
+
+/// A task's depth from its waiters' (see schema migration 7): the longest chain of open
+/// tasks that waits on it, 0 when it is closed itself. Binds ?1 = list, ?2 = task.
+const DEPTH: &str = "SELECT t.depth, CASE WHEN t.status IN ('pending','in_progress') THEN \
+    COALESCE((SELECT MAX(w.depth) + 1 FROM edges e \
+      JOIN tasks w ON w.list_id = e.list_id AND w.id = e.blocked AND w.status IN ('pending','in_progress') \
+     WHERE e.list_id = t.list_id AND e.blocker = t.id), 0) ELSE 0 END \
+    FROM tasks t WHERE t.list_id = ?1 AND t.id = ?2";
 
 /// A [`Store`] over a backend's [`Db`].
 pub struct SqlStore<D: Db> {
@@ -254,6 +263,48 @@ impl<D: Db> Tx<'_, D> {
                 &[lpk.into(), id.0.into()],
             )?
             .is_some())
+    }
+
+    /// Bring `depth` up to date for the tasks whose chains this transaction changed (the
+    /// triggers listed them in `depth_dirty`), and for their blockers while a value
+    /// changes. Tasks are taken highest id first: blockers usually have lower ids than
+    /// what waits on them, so most tasks are computed once, after their waiters.
+    fn refresh_depths(&mut self) -> Result<()> {
+        let dirty = self.q("DELETE FROM depth_dirty RETURNING list_id, task", &[])?;
+        if dirty.is_empty() {
+            return Ok(());
+        }
+        let mut todo = std::collections::BTreeSet::new();
+        for r in &dirty {
+            todo.insert((r.int(0)?, r.int(1)?));
+        }
+        // Writers of a list that change depths do it one after the other (PostgreSQL),
+        // each reading what the one before committed: the last one's values are right.
+        let lists: std::collections::BTreeSet<i64> = todo.iter().map(|t| t.0).collect();
+        for lpk in lists {
+            self.lock_list(lpk)?;
+        }
+        while let Some((lpk, id)) = todo.pop_last() {
+            let key = [lpk.into(), id.into()];
+            let Some(r) = self.one(DEPTH, &key)? else {
+                continue; // deleted in this transaction
+            };
+            let (old, new) = (r.int(0)?, r.int(1)?);
+            if old == new {
+                continue;
+            }
+            self.exec(
+                "UPDATE tasks SET depth = ?3 WHERE list_id = ?1 AND id = ?2",
+                &[lpk.into(), id.into(), new.into()],
+            )?;
+            for b in self.q(
+                "SELECT blocker FROM edges WHERE list_id = ?1 AND blocked = ?2",
+                &key,
+            )? {
+                todo.insert((lpk, b.int(0)?));
+            }
+        }
+        Ok(())
     }
 
     /// Record a change of a task in its history.
@@ -703,10 +754,17 @@ impl<D: Db> Tx<'_, D> {
             .map(|r| task_from_row(r, list))
             .collect::<Result<_>>()?;
         let mut recovered = Vec::new();
+        let mut locked = false;
         for t in held {
             let Some(why) = loss(&t, now, host, alive) else {
                 continue;
             };
+            if !locked {
+                // A task that fails here changes depths, which takes the list: take it
+                // before the task, the order of every other writer (see finish).
+                self.lock_list(lpk)?;
+                locked = true;
+            }
             let (status, log) = after_loss(&t, &why);
             let reset = match status {
                 Status::Pending => format!("status = 'pending', {UNCLAIMED}, owner = NULL"),
@@ -791,6 +849,8 @@ fn task_from_row(r: &Row, list: &ListId) -> Result<Task> {
         scopes: Vec::new(),
         verify: r.opt_text(23)?,
         feedback: r.opt_text(24)?,
+        depth: r.int(25)?,
+        output_dir: r.opt_text(26)?,
         attempts: r.int(8)?,
         max_attempts: r.int(9)?,
         result: r.opt_text(10)?,
@@ -900,6 +960,7 @@ impl<D: Db> SqlStore<D> {
                     now,
                 };
                 let v = f(&mut tx)?;
+                tx.refresh_depths()?;
                 probe::phase("statement");
                 committing = true;
                 self.db.commit()?;
@@ -1289,7 +1350,8 @@ impl<D: Db> Store for SqlStore<D> {
             let mut sql = format!(
                 "UPDATE tasks SET status = 'in_progress', owner = {owner}, attempts = attempts + 1, \
                  claim_token = {token}, lease_until = {lease}, holder_host = {host}, holder_pid = {pid}, \
-                 holder_start = {start}, started_at = {now}, updated_at = {now}, finished_at = NULL \
+                 holder_start = {start}, started_at = {now}, updated_at = {now}, finished_at = NULL, \
+                 output_dir = {output_dir} \
                  WHERE list_id = {lpk} AND id = (SELECT t.id FROM tasks t WHERE t.list_id = {lpk} \
                    AND t.status = 'pending' AND t.open_blockers = 0 AND (t.owner IS NULL OR t.owner = {owner})",
                 owner = a.p(&c.owner),
@@ -1298,6 +1360,7 @@ impl<D: Db> Store for SqlStore<D> {
                 host = a.p(host),
                 pid = a.p(pid),
                 start = a.p(start),
+                output_dir = a.p(c.output_dir.as_deref()),
                 now = a.p(now),
                 lpk = a.p(lpk),
             );
@@ -1333,7 +1396,7 @@ impl<D: Db> Store for SqlStore<D> {
                          OR (s.exact = 1 AND EXISTS (SELECT 1 FROM held_scopes h WHERE h.list_id = s.list_id AND h.key = s.key))))";
             }
             sql += &format!(
-                " ORDER BY t.priority DESC, t.id LIMIT 1{}) RETURNING {COLS}",
+                " ORDER BY t.priority DESC, t.depth DESC, t.id LIMIT 1{}) RETURNING {COLS}",
                 d.skip_locked
             );
             let claimed = tx.one(&sql, &a.0)?;
@@ -1404,6 +1467,11 @@ impl<D: Db> Store for SqlStore<D> {
     fn finish(&mut self, list: &ListId, id: TaskId, token: i64, o: &Outcome) -> Result<Task> {
         self.write(|tx| {
             let lpk = tx.list_pk(list)?.ok_or_else(|| not_found(id, list))?;
+            if o.status != Status::Pending {
+                // Closing a task changes depths, which takes the list (refresh_depths):
+                // take it first, in the order every other writer takes list then task.
+                tx.lock_list(lpk)?;
+            }
             let now = tx.now;
             let held = [lpk.into(), id.0.into(), token.into()];
             let row = tx

@@ -1,0 +1,197 @@
+//! Critical-path claims: after priority, the claim takes the task with the longest chain
+//! of open tasks waiting on it (`depth`), then the lowest id; depth follows edges and
+//! statuses as they change, under concurrent writers too.
+
+mod util;
+
+use serde_json::Value;
+use std::collections::BTreeMap;
+use util::Store;
+
+fn depth(s: &Store, id: &str) -> i64 {
+    s.json(id)["depth"].as_i64().expect("depth is a number")
+}
+
+fn claim(s: &Store) -> String {
+    s.ok("task-update", ["--claim", "--owner", "w"])
+        .trim()
+        .to_string()
+}
+
+/// Four quick independent tasks, then a chain of three made tail first, so that its
+/// head has the highest id: plain id order would start the chain last.
+fn plan(s: &Store) {
+    for n in 1..=4 {
+        s.create(&format!("quick {n}"), &[]);
+    }
+    s.create("tail", &[]); // 5
+    s.create("middle", &[]); // 6
+    s.create("head", &[]); // 7
+    s.ok("task-update", ["6", "--add-blocks", "5"]);
+    s.ok("task-update", ["7", "--add-blocks", "6"]);
+}
+
+#[test]
+fn the_head_of_the_longest_chain_is_claimed_first_and_priority_still_comes_first() {
+    let s = Store::new();
+    plan(&s);
+    s.ok("task-update", ["2", "-p", "1"]);
+    let depths: Vec<i64> = (1..=7).map(|i| depth(&s, &i.to_string())).collect();
+    assert_eq!(depths, [0, 0, 0, 0, 0, 1, 2]);
+
+    assert_eq!(claim(&s), "2", "priority before depth");
+    assert_eq!(claim(&s), "7", "then the chain's head");
+    assert_eq!(claim(&s), "1", "then id order among equals");
+    s.ok("task-update", ["7", "-s", "completed"]);
+    assert_eq!(depth(&s, "7"), 0, "a closed task has no chain");
+    assert_eq!(depth(&s, "6"), 1);
+    assert_eq!(claim(&s), "6", "the chain goes on before the quick ones");
+    assert_eq!(claim(&s), "3");
+
+    // The waves' JSON lines show what orders the claim.
+    let s = Store::new();
+    plan(&s);
+    let lines = s.ok("task-list", ["--waves", "--format", "jsonl"]);
+    let first: Value = serde_json::from_str(lines.lines().next().unwrap()).unwrap();
+    assert_eq!(
+        (
+            first["wave"].as_i64(),
+            first["id"].as_str(),
+            first["depth"].as_i64()
+        ),
+        (Some(1), Some("7"), Some(2)),
+        "{lines}"
+    );
+    assert_eq!(lines.lines().count(), 7, "{lines}");
+}
+
+#[test]
+fn depth_follows_edges_and_statuses() {
+    let s = Store::new();
+    // 1 <- 2 <- 3 <- 4, and 1 <- 5
+    s.create("a", &[]);
+    s.create("b", &["-b", "1"]);
+    s.create("c", &["-b", "2"]);
+    s.create("d", &["-b", "3"]);
+    s.create("e", &["-b", "1"]);
+    assert_eq!(depth(&s, "1"), 3);
+    // A failed task leaves the chains it was on.
+    s.ok("task-update", ["3", "-s", "failed"]);
+    assert_eq!((depth(&s, "1"), depth(&s, "2"), depth(&s, "3")), (1, 0, 0));
+    // Reopened, it is back, with what waits on it.
+    s.ok("task-update", ["3", "-s", "pending"]);
+    assert_eq!((depth(&s, "1"), depth(&s, "3")), (3, 1));
+    // Edges removed and added.
+    s.ok("task-update", ["2", "--remove-blocked-by", "1"]);
+    assert_eq!((depth(&s, "1"), depth(&s, "2")), (1, 2));
+    s.ok("task-update", ["5", "--add-blocked-by", "4"]);
+    assert_eq!((depth(&s, "1"), depth(&s, "2"), depth(&s, "4")), (1, 3, 1));
+    // A deleted task takes its place in the chains along.
+    s.ok("task-update", ["4", "--delete"]);
+    assert_eq!((depth(&s, "2"), depth(&s, "3")), (1, 0));
+    // Every task's JSON has it.
+    for t in s.tasks(&[]) {
+        assert!(t["depth"].is_i64(), "{t}");
+    }
+}
+
+#[test]
+fn a_pool_with_one_worker_runs_the_critical_path_first() {
+    let s = Store::new();
+    plan(&s);
+    let order = s.dir().join("order");
+    let script = format!("echo $TASK_ID >> {}", order.display());
+    s.exec("worker-spawn", ["-j", "1", "--", "sh", "-c", &script])
+        .expect_code(0);
+    let ran = std::fs::read_to_string(&order).unwrap();
+    let ran: Vec<&str> = ran.lines().collect();
+    // The head first; once it is done its successor is the deepest ready task; then
+    // id order among the rest (the tail has nothing waiting on it).
+    assert_eq!(ran, ["7", "6", "1", "2", "3", "4", "5"]);
+}
+
+/// The depth each task should have, computed from the listing.
+fn expected_depths(tasks: &[Value]) -> BTreeMap<String, i64> {
+    let open = |t: &Value| matches!(t["status"].as_str(), Some("pending" | "in_progress"));
+    let by_id: BTreeMap<String, &Value> = tasks
+        .iter()
+        .map(|t| (t["id"].as_str().unwrap().to_string(), t))
+        .collect();
+    fn walk(
+        id: &str,
+        by_id: &BTreeMap<String, &Value>,
+        open: &dyn Fn(&Value) -> bool,
+        memo: &mut BTreeMap<String, i64>,
+    ) -> i64 {
+        if let Some(&d) = memo.get(id) {
+            return d;
+        }
+        let t = by_id[id];
+        let mut d = 0;
+        if open(t) {
+            for w in t["blocks"].as_array().unwrap() {
+                let w = w.as_str().unwrap();
+                if open(by_id[w]) {
+                    d = d.max(1 + walk(w, by_id, open, memo));
+                }
+            }
+        }
+        memo.insert(id.to_string(), d);
+        d
+    }
+    let mut memo = BTreeMap::new();
+    for id in by_id.keys() {
+        walk(id, &by_id, &open, &mut memo);
+    }
+    memo
+}
+
+#[test]
+fn concurrent_writers_leave_every_depth_right() {
+    let s = Store::new();
+    for n in 0..6 {
+        s.create(&format!("root {n}"), &[]);
+    }
+    // Four writers at once: each adds tasks blocked by earlier ones, completes,
+    // fails and reopens some, while a pool finishes what becomes ready.
+    let writers: Vec<_> = (0..4)
+        .map(|w| {
+            s.bash_cmd(&format!(
+                r#"for i in $(seq 1 12); do
+                     b=$(( (RANDOM % 6) + 1 ))
+                     id=$(task-create "w{w} $i" -b $b) || exit 1
+                     c=$(( (RANDOM % 6) + 1 ))
+                     task-update $id --add-blocks $c 2>/dev/null
+                     case $(( RANDOM % 3 )) in
+                       0) task-update $b -s failed ;;
+                       1) task-update $b -s pending ;;
+                     esac
+                   done"#
+            ))
+            .spawn()
+            .unwrap()
+        })
+        .collect();
+    let pool = s
+        .std_cmd("worker-spawn")
+        .args(["-j", "2", "--max-tasks", "20", "--", "true"])
+        .spawn()
+        .unwrap();
+    for mut w in writers {
+        assert!(w.wait().unwrap().success());
+    }
+    let mut pool = pool;
+    pool.wait().unwrap();
+    let tasks = s.tasks(&[]);
+    let want = expected_depths(&tasks);
+    let got: BTreeMap<String, i64> = tasks
+        .iter()
+        .map(|t| {
+            (
+                t["id"].as_str().unwrap().to_string(),
+                t["depth"].as_i64().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(got, want);
+}
