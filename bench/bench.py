@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """parallel-tasks benchmarks: whole-process costs side by side with their baselines.
 
-Usage: bench/bench.py [--quick] [calls] [profile] [batch] [scale] [wait] [workers] [sync] [scopes] [pg] [before]
+Usage: bench/bench.py [--quick] [calls] [profile] [batch] [scale] [wait] [workers] [sync] [scopes] [makespan] [pg] [before]
 (default: all but before)
 `pg` needs a PostgreSQL server: BENCH_PG=postgres://USER:PASSWORD@HOST:PORT (each run
 makes and drops a database there; `psql` must be installed); without it, it says so and
@@ -352,6 +352,86 @@ def bench_scopes(held=10_000, rounds=100):
     print()
 
 
+def random_dag(n, seed):
+    """A random layered plan: n tasks in layers of 5 to 30, each after the first layer
+    waiting for 0 to 3 tasks of earlier layers; a duration of 5 to 50 ms each. Returns
+    (durations in s, blockers by task index). Task i gets id i + 1."""
+    import random
+    rnd = random.Random(seed)
+    layers, i = [], 0
+    while i < n:
+        size = min(rnd.randint(5, 30), n - i)
+        layers.append(list(range(i, i + size)))
+        i += size
+    dur = [rnd.randint(5, 50) / 1000 for _ in range(n)]
+    blockers = [[] for _ in range(n)]
+    for k, layer in enumerate(layers[1:], start=1):
+        earlier = [t for l in layers[:k] for t in l]
+        for t in layer:
+            blockers[t] = sorted(rnd.sample(earlier, min(rnd.randint(0, 3), len(earlier))))
+    return dur, blockers
+
+
+def chain_last_dag(n, chain=40, step=0.02):
+    """n - chain independent tasks of 5 to 50 ms, then a chain of `chain` tasks of
+    `step` s whose head has the highest id: id order starts the chain last."""
+    import random
+    rnd = random.Random(1)
+    free = n - chain
+    dur = [rnd.randint(5, 50) / 1000 for _ in range(free)] + [step] * chain
+    blockers = [[] for _ in range(free)] + [[i + 1] for i in range(free, n - 1)] + [[]]
+    return dur, blockers
+
+
+def bench_makespan(n=300, jobs=4, seeds=5):
+    """Critical-path claim order: random layered plans (300 tasks, fan-in 0-3, `sleep`
+    5-50 ms), worker-spawn -j 4, several seeds: the time the whole run takes with the
+    claim's order (priority, depth, id) against plain id order (every task given
+    priority -id, which the claim puts first) and against the lower bound
+    max(longest chain, total work / 4). Targets: never worse than id order, within 15 %
+    of the bound on average."""
+    rows = []
+    plans = [(f"layered {seed}", random_dag(n, seed)) for seed in range(seeds)]
+    plans.append(("chain last", chain_last_dag(n, chain=max(4, n // 8))))
+    with tempfile.TemporaryDirectory() as d:
+        for seed, (name, (dur, blockers)) in enumerate(plans):
+            # The longest chain, in time: each task finishes after its blockers.
+            finish = {}
+            def done(i):
+                if i not in finish:
+                    finish[i] = dur[i] + max((done(b) for b in blockers[i]), default=0.0)
+                return finish[i]
+            bound = max(max(done(i) for i in range(n)), sum(dur) / jobs)
+            got = {}
+            for order in ("depth", "id"):
+                lines = os.path.join(d, f"{order}{seed}.jsonl")
+                with open(lines, "w") as f:
+                    for i in range(n):
+                        rec = {"key": f"t{i}", "subject": f"t{i}", "description": f"{dur[i]:.3f}",
+                               "blockedBy": [f"t{b}" for b in blockers[i]]}
+                        if order == "id":
+                            rec["priority"] = -(i + 1)
+                        f.write(json.dumps(rec) + "\n")
+                env = env_for(os.path.join(d, f"{order}{seed}.db"))
+                run([tool("task-create"), "--from", lines, "--format", "ids"], env)
+                t0 = time.perf_counter()
+                p = subprocess.run([tool("worker-spawn"), "-j", str(jobs), "--no-progress", "--",
+                                    "sleep", "{description}"], env=env, capture_output=True, text=True)
+                got[order] = time.perf_counter() - t0
+                assert p.returncode == 0, p.stderr
+            rows.append((name, bound, got["depth"], got["id"]))
+    print(f"## makespan: {n} tasks, sleep 5-50 ms, -j {jobs}; random layered plans (fan-in 0-3) "
+          f"and one whose longest chain has the highest ids")
+    print(f"{'plan':<12} {'bound s':>8} {'depth s':>8} {'id s':>8} {'depth/bound':>11} {'id/bound':>9} {'depth/id':>9}")
+    for name, bound, dep, ido in rows:
+        print(f"{name:<12} {bound:>8.3f} {dep:>8.3f} {ido:>8.3f} {dep / bound:>11.2f} {ido / bound:>9.2f} {dep / ido:>9.2f}")
+    mean = lambda xs: sum(xs) / len(xs)
+    layered = rows[:-1]
+    print(f"layered mean: depth order {mean([r[2] / r[1] for r in layered]):.2f}x the bound, "
+          f"id order {mean([r[3] / r[1] for r in layered]):.2f}x; depth/id {mean([r[2] / r[3] for r in layered]):.2f}")
+    print()
+
+
 def bench_profile(rounds=200):
     """Where one call's time goes, phase by phase: each phase is the difference between
     two variants of the real binary (built with the `probe` feature, `TASK_PROBE_EXIT=PHASE`
@@ -575,7 +655,7 @@ def bench_before(rounds=300):
 
 
 BENCHES = {"calls": bench_calls, "profile": bench_profile, "batch": bench_batch, "scale": bench_scale, "wait": bench_wait,
-           "workers": bench_workers, "sync": bench_sync, "scopes": bench_scopes, "pg": bench_pg, "before": bench_before}
+           "workers": bench_workers, "sync": bench_sync, "scopes": bench_scopes, "makespan": bench_makespan, "pg": bench_pg, "before": bench_before}
 # Run only when named: it builds another revision.
 NOT_BY_DEFAULT = {"before"}
 
@@ -583,7 +663,7 @@ NOT_BY_DEFAULT = {"before"}
 QUICK = {"calls": {"rounds": 5}, "profile": {"rounds": 3}, "batch": {"n": 1000, "rounds": 1},
          "scale": {"small": 100, "large": 1000, "rounds": 5}, "wait": {"rounds": 3, "idle_cpu": 1.0},
          "workers": {"n": 100, "rounds": 1}, "sync": {"n": 50, "rounds": 2, "idle_cpu": 1.0},
-         "scopes": {"held": 100, "rounds": 3}, "pg": {"rounds": 3, "n": 20, "spawn_n": 50},
+         "scopes": {"held": 100, "rounds": 3}, "makespan": {"n": 40, "seeds": 1}, "pg": {"rounds": 3, "n": 20, "spawn_n": 50},
          "before": {"rounds": 3}}
 
 

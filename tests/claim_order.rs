@@ -195,3 +195,46 @@ fn concurrent_writers_leave_every_depth_right() {
         .collect();
     assert_eq!(got, want);
 }
+
+#[test]
+fn a_store_from_before_depth_gets_every_depth_on_upgrade() {
+    if util::sqlite_only("an old SQLite schema is upgraded") {
+        return;
+    }
+    let s = Store::new();
+    // A store as schema version 6 left it: a chain 1 <- 2 <- 3 <- 4 with a side branch
+    // 1 <- 5 <- 8 <- 9 and a diamond 8 <- {10, 11} <- 12 below it; 6 completed (closed:
+    // depth 0) with 7 waiting on it.
+    let script = "import sqlite3, sys, json\n\
+        c = sqlite3.connect(sys.argv[1])\n\
+        c.execute('pragma journal_mode = wal')\n\
+        for m in json.loads(sys.argv[2]):\n\
+        \x20   c.executescript(m)\n\
+        c.execute(\"INSERT INTO lists (id, name, last_id, created_at) VALUES (1, 'default', 12, 0)\")\n\
+        for i in range(1, 13):\n\
+        \x20   st = 'completed' if i == 6 else 'pending'\n\
+        \x20   c.execute('INSERT INTO tasks (list_id, id, subject, status, created_at, updated_at) VALUES (1, ?, ?, ?, 0, 0)', (i, 't%d' % i, st))\n\
+        for a, b in [(1,2),(2,3),(3,4),(1,5),(5,8),(8,9),(8,10),(8,11),(10,12),(11,12),(6,7)]:\n\
+        \x20   c.execute('INSERT INTO edges (list_id, blocker, blocked) VALUES (1, ?, ?)', (a, b))\n\
+        c.execute('pragma user_version = 6')\n\
+        c.commit()\n\
+        c.close()\n";
+    let old: Vec<&str> = taskstore::store::MIGRATIONS[..6].to_vec();
+    let out = std::process::Command::new("python3")
+        .arg("-c")
+        .arg(script)
+        .arg(s.db())
+        .arg(serde_json::to_string(&old).unwrap())
+        .output()
+        .expect("run python3");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let tasks = s.tasks(&[]);
+    let got: BTreeMap<String, i64> = tasks
+        .iter()
+        .map(|t| (t["id"].as_str().unwrap().to_string(), t["depth"].as_i64().unwrap()))
+        .collect();
+    assert_eq!(got, expected_depths(&tasks));
+    assert_eq!((got["1"], got["5"], got["8"], got["6"]), (4, 3, 2, 0));
+    // And the claim uses them: 1 (depth 4) before 6's waiter 7 (depth 0).
+    assert_eq!(claim(&s), "1");
+}

@@ -301,6 +301,12 @@ pub struct ListArgs {
     /// With --format md: add a Mermaid picture of the tasks and their dependencies
     #[arg(long)]
     pub graph: bool,
+    /// Follow the list live: a full-screen view on a terminal, else a JSON line per change
+    #[arg(long, group = "mode")]
+    pub watch: bool,
+    /// With --watch: end once no matching task is open
+    #[arg(long, requires = "watch")]
+    pub until_done: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]

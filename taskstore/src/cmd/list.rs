@@ -10,14 +10,14 @@ use crate::report;
 use crate::store::Filter;
 use clap::ValueEnum;
 use serde_json::{json, Value};
-use std::io::Write;
+use std::io::{IsTerminal, Write};
 
 pub fn run(a: ListArgs, out: &mut dyn Write) -> Result<u8> {
     output::check_fields(&a.fields)?;
     if !a.fields.is_empty() && a.format != ListFormat::Csv {
         return Err(Error::usage("--fields goes with --format csv"));
     }
-    let listing = !(a.count || a.lists || a.waves || a.workers || a.history);
+    let listing = !(a.count || a.lists || a.waves || a.workers || a.history || a.watch);
     if a.max_chars.is_some() && (a.format != ListFormat::Md || !listing) {
         return Err(Error::usage(
             "--max-chars goes with --format md (a report of tasks)",
@@ -31,6 +31,13 @@ pub fn run(a: ListArgs, out: &mut dyn Write) -> Result<u8> {
     if matches!(a.format, ListFormat::Dot | ListFormat::Mermaid) && !listing {
         return Err(Error::usage(
             "--format dot and mermaid draw tasks: not with --count, --lists, --waves, --workers or --history",
+        ));
+    }
+    // Off a terminal `--watch` streams JSON lines whatever the (default) text format.
+    let screen = a.watch && a.format == ListFormat::Text && std::io::stdout().is_terminal();
+    if a.watch && !matches!(a.format, ListFormat::Text | ListFormat::Jsonl) {
+        return Err(Error::usage(
+            "--watch shows a live view on a terminal, or streams --format jsonl",
         ));
     }
     let ids = Stdin::default().ids(&a.ids)?;
@@ -99,6 +106,19 @@ pub fn run(a: ListArgs, out: &mut dyn Write) -> Result<u8> {
         metadata: a.metadata,
         limit: a.limit,
     };
+
+    if a.watch {
+        if none {
+            return Err(Error::usage("--watch: no task ids on standard input"));
+        }
+        let w = super::live::Watch {
+            store: store.as_mut(),
+            list,
+            filter,
+            until_done: a.until_done,
+        };
+        return super::live::run(w, screen, out);
+    }
 
     if a.count {
         if !filter.ids.is_empty() {

@@ -3,10 +3,12 @@
 pub mod completions;
 pub mod create;
 pub mod list;
+mod live;
 pub mod spawn;
 pub mod sync;
 pub mod update;
 pub mod wait;
+mod waker;
 
 use crate::bail;
 use crate::error::{Error, Result};

@@ -1,11 +1,7 @@
-//! `task-wait`: block until the awaited tasks reach the asked-for condition.
-//!
-//! Waking up: the store's change signal (`Store::wait_change`: on SQLite a cheap `stat`
-//! of its files every 1–8 ms, on PostgreSQL a `LISTEN`) ends the sleep; then the store's
-//! change counter is polled every millisecond for up to 50 ms until the commit is
-//! published, and only a changed counter makes it read the tasks again. Waiting holds
-//! no lock.
+//! `task-wait`: block until the awaited tasks reach the asked-for condition, woken by
+//! the store's change signal (see [`super::waker`]). Waiting holds no lock.
 
+use super::waker::Waker;
 use super::Stdin;
 use crate::bail;
 use crate::cli::{WaitArgs, WaitFormat};
@@ -204,9 +200,8 @@ pub fn run(args: WaitArgs, out: &mut dyn Write) -> Result<u8> {
 
     let me = host::hostname();
     let list = &args.store.list;
-    let mut seen = store.change_counter(list)?;
+    let mut waker = Waker::new(store.as_mut(), list)?;
     let mut state = State::read(store.as_mut(), &args, &ids, &me)?;
-    let mut hot_until = Instant::now();
     let mut last_progress = Instant::now() - Duration::from_secs(1);
     let mut last_alive = Instant::now();
     let code = loop {
@@ -260,24 +255,7 @@ pub fn run(args: WaitArgs, out: &mut dyn Write) -> Result<u8> {
             let left = until.map_or(Duration::MAX, |d| {
                 d.saturating_duration_since(Instant::now())
             });
-            // Right after a write, poll for its commit every millisecond for a while.
-            let nap = if Instant::now() < hot_until {
-                left.min(Duration::from_millis(1))
-            } else {
-                left
-            };
-            let woke = if nap < Duration::from_millis(2) {
-                std::thread::sleep(nap);
-                false
-            } else {
-                store.wait_change(list, nap)?
-            };
-            if woke {
-                hot_until = Instant::now() + Duration::from_millis(50);
-            }
-            let now = store.change_counter(list)?;
-            if now != seen {
-                seen = now;
+            if waker.sleep(store.as_mut(), list, left)? {
                 break;
             }
         }
