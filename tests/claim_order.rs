@@ -42,7 +42,11 @@ fn the_head_of_the_longest_chain_is_claimed_first_and_priority_still_comes_first
     assert_eq!(claim(&s), "2", "priority before depth");
     assert_eq!(claim(&s), "7", "then the chain's head");
     assert_eq!(claim(&s), "1", "then id order among equals");
-    s.ok("task-update", ["7", "-s", "completed"]);
+    // What the write prints already shows the depth it leads to.
+    let done: Value =
+        serde_json::from_str(&s.ok("task-update", ["7", "-s", "completed", "--format", "json"]))
+            .unwrap();
+    assert_eq!(done[0]["depth"], 0, "{done}");
     assert_eq!(depth(&s, "7"), 0, "a closed task has no chain");
     assert_eq!(depth(&s, "6"), 1);
     assert_eq!(claim(&s), "6", "the chain goes on before the quick ones");
@@ -86,6 +90,13 @@ fn depth_follows_edges_and_statuses() {
     assert_eq!((depth(&s, "1"), depth(&s, "2")), (1, 2));
     s.ok("task-update", ["5", "--add-blocked-by", "4"]);
     assert_eq!((depth(&s, "1"), depth(&s, "2"), depth(&s, "4")), (1, 3, 1));
+    let printed: Value = serde_json::from_str(&s.ok(
+        "task-update",
+        ["1", "--add-blocks", "2", "--format", "json"],
+    ))
+    .unwrap();
+    assert_eq!(printed[0]["depth"], 4, "{printed}");
+    s.ok("task-update", ["2", "--remove-blocked-by", "1"]);
     // A deleted task takes its place in the chains along.
     s.ok("task-update", ["4", "--delete"]);
     assert_eq!((depth(&s, "2"), depth(&s, "3")), (1, 0));
@@ -227,14 +238,56 @@ fn a_store_from_before_depth_gets_every_depth_on_upgrade() {
         .arg(serde_json::to_string(&old).unwrap())
         .output()
         .expect("run python3");
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let tasks = s.tasks(&[]);
     let got: BTreeMap<String, i64> = tasks
         .iter()
-        .map(|t| (t["id"].as_str().unwrap().to_string(), t["depth"].as_i64().unwrap()))
+        .map(|t| {
+            (
+                t["id"].as_str().unwrap().to_string(),
+                t["depth"].as_i64().unwrap(),
+            )
+        })
         .collect();
     assert_eq!(got, expected_depths(&tasks));
     assert_eq!((got["1"], got["5"], got["8"], got["6"]), (4, 3, 2, 0));
     // And the claim uses them: 1 (depth 4) before 6's waiter 7 (depth 0).
     assert_eq!(claim(&s), "1");
+}
+
+#[test]
+fn a_plan_written_goal_first_gets_its_depths_in_one_pass() {
+    // A chain of 400 in one batch, each record waiting on the next: the blockers have
+    // the higher ids, the reverse of the usual order.
+    let s = Store::new();
+    let batch: String = (0..400)
+        .map(|i| {
+            let after = if i < 399 {
+                format!("[\"k{}\"]", i + 1)
+            } else {
+                "[]".into()
+            };
+            format!("{{\"key\":\"k{i}\",\"subject\":\"s{i}\",\"blockedBy\":{after}}}\n")
+        })
+        .collect();
+    let ids = s.create_batch("plan.jsonl", &batch, &[]);
+    assert_eq!(ids.len(), 400);
+    assert_eq!(depth(&s, "400"), 399);
+    assert_eq!(depth(&s, "1"), 0);
+    let tasks = s.tasks(&[]);
+    let got: BTreeMap<String, i64> = tasks
+        .iter()
+        .map(|t| {
+            (
+                t["id"].as_str().unwrap().to_string(),
+                t["depth"].as_i64().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(got, expected_depths(&tasks));
+    assert_eq!(claim(&s), "400");
 }

@@ -290,10 +290,11 @@ fn the_terminal_view_follows_the_run_and_q_gives_the_terminal_back() {
     s.create("lint", &["-p", "3"]);
     s.create("flaky", &[]);
     // The shell in the pane: the view runs between two snapshots of the terminal's
-    // settings, which must match (raw mode undone).
+    // settings, which must match (raw mode undone). Its stdin is a pipe, as in
+    // `echo 3 | task-list - --watch`: keys come from the terminal all the same.
     let script = s.file(
         "view.sh",
-        "echo BEFORE; a=$(stty -g); task-list --watch; echo \"exited=$?\"; \
+        "echo BEFORE; a=$(stty -g); : | task-list --watch; echo \"exited=$?\"; \
          [ \"$(stty -g)\" = \"$a\" ] && echo restored; sleep 600\n",
     );
     let t = Tmux { s: &s };

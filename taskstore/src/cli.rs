@@ -247,7 +247,9 @@ Examples:
   task-list --workers                    # the worker-spawn pools running on the list
   task-list -s done --format md          # a report for whoever delegated the work
   task-list --format dot | dot -Tsvg > plan.svg   # a picture (also --format mermaid)
-  task-list 3 --history                  # every change of task #3";
+  task-list 3 --history                  # every change of task #3
+  task-list --watch                      # a live view of the run (q quits)
+  task-list --watch --until-done --format jsonl   # a JSON line per change, until settled";
 
 /// Show tasks: filtered, in several formats; one task in full; counts; lists; waves.
 #[derive(Debug, Parser)]

@@ -203,6 +203,8 @@ pub struct SqlStore<D: Db> {
 pub struct Tx<'a, D: Db> {
     db: &'a mut D,
     now: i64,
+    /// A write transaction: it may have changed depths, which reads bring up to date.
+    write: bool,
 }
 
 impl<D: Db> Tx<'_, D> {
@@ -266,42 +268,91 @@ impl<D: Db> Tx<'_, D> {
     }
 
     /// Bring `depth` up to date for the tasks whose chains this transaction changed (the
-    /// triggers listed them in `depth_dirty`), and for their blockers while a value
-    /// changes. Tasks are taken highest id first: blockers usually have lower ids than
-    /// what waits on them, so most tasks are computed once, after their waiters.
+    /// triggers listed them in `depth_dirty`) and for what they wait on.
+    ///
+    /// One query finds the region that may change: the listed tasks and, through open
+    /// tasks, everything they wait on, with the edges between them. The region is then
+    /// walked waiters first, so each task is computed at most once, after every waiter
+    /// of it that changed; a task is computed only when it was listed or a waiter of it
+    /// changed, so a change that stops mattering stops costing.
     fn refresh_depths(&mut self) -> Result<()> {
-        let dirty = self.q("DELETE FROM depth_dirty RETURNING list_id, task", &[])?;
-        if dirty.is_empty() {
+        use std::collections::{HashMap, HashSet};
+        let lists = self.q("SELECT DISTINCT list_id FROM depth_dirty", &[])?;
+        if lists.is_empty() {
             return Ok(());
-        }
-        let mut todo = std::collections::BTreeSet::new();
-        for r in &dirty {
-            todo.insert((r.int(0)?, r.int(1)?));
         }
         // Writers of a list that change depths do it one after the other (PostgreSQL),
         // each reading what the one before committed: the last one's values are right.
-        let lists: std::collections::BTreeSet<i64> = todo.iter().map(|t| t.0).collect();
-        for lpk in lists {
-            self.lock_list(lpk)?;
+        for l in &lists {
+            self.lock_list(l.int(0)?)?;
         }
-        while let Some((lpk, id)) = todo.pop_last() {
-            let key = [lpk.into(), id.into()];
-            let Some(r) = self.one(DEPTH, &key)? else {
-                continue; // deleted in this transaction
-            };
-            let (old, new) = (r.int(0)?, r.int(1)?);
-            if old == new {
-                continue;
+        // (task, waiter it was reached from): the listed tasks with no waiter, then a
+        // row for each edge walked up from an open task.
+        let rows = self.q(
+            "WITH RECURSIVE up(list_id, id, via) AS ( \
+               SELECT list_id, task, CAST(NULL AS BIGINT) FROM depth_dirty \
+               UNION \
+               SELECT e.list_id, e.blocker, up.id FROM up \
+                 JOIN tasks t ON t.list_id = up.list_id AND t.id = up.id \
+                  AND t.status IN ('pending','in_progress') \
+                 JOIN edges e ON e.list_id = up.list_id AND e.blocked = up.id) \
+             SELECT list_id, id, via FROM up",
+            &[],
+        )?;
+        self.exec("DELETE FROM depth_dirty", &[])?;
+        type Node = (i64, i64);
+        let mut listed: HashSet<Node> = HashSet::new();
+        let mut blockers: HashMap<Node, Vec<Node>> = HashMap::new();
+        let mut waiters: HashMap<Node, Vec<Node>> = HashMap::new();
+        let mut waiting: HashMap<Node, usize> = HashMap::new();
+        for r in &rows {
+            let (l, id) = (r.int(0)?, r.int(1)?);
+            waiting.entry((l, id)).or_default();
+            match r.opt_int(2)? {
+                None => {
+                    listed.insert((l, id));
+                }
+                Some(via) => {
+                    // `via` waits on `id`; there is one row an edge, however reached.
+                    blockers.entry((l, via)).or_default().push((l, id));
+                    waiters.entry((l, id)).or_default().push((l, via));
+                    *waiting.entry((l, id)).or_default() += 1;
+                }
             }
-            self.exec(
-                "UPDATE tasks SET depth = ?3 WHERE list_id = ?1 AND id = ?2",
-                &[lpk.into(), id.into(), new.into()],
-            )?;
-            for b in self.q(
-                "SELECT blocker FROM edges WHERE list_id = ?1 AND blocked = ?2",
-                &key,
-            )? {
-                todo.insert((lpk, b.int(0)?));
+        }
+        let mut ready: Vec<Node> = waiting
+            .iter()
+            .filter(|(_, &n)| n == 0)
+            .map(|(&k, _)| k)
+            .collect();
+        let mut changed: HashSet<Node> = HashSet::new();
+        while let Some(node) = ready.pop() {
+            let (l, id) = node;
+            let ups = blockers.remove(&node).unwrap_or_default();
+            // Its waiters in the region are done; if none changed and it was not listed,
+            // its depth stands.
+            let moved = listed.contains(&node)
+                || waiters
+                    .get(&node)
+                    .is_some_and(|ws| ws.iter().any(|w| changed.contains(w)));
+            if moved {
+                if let Some(r) = self.one(DEPTH, &[l.into(), id.into()])? {
+                    let (old, new) = (r.int(0)?, r.int(1)?);
+                    if old != new {
+                        self.exec(
+                            "UPDATE tasks SET depth = ?3 WHERE list_id = ?1 AND id = ?2",
+                            &[l.into(), id.into(), new.into()],
+                        )?;
+                        changed.insert(node);
+                    }
+                }
+            }
+            for b in ups {
+                let n = waiting.get_mut(&b).expect("every row's task is a node");
+                *n -= 1;
+                if *n == 0 {
+                    ready.push(b);
+                }
             }
         }
         Ok(())
@@ -439,6 +490,10 @@ impl<D: Db> Tx<'_, D> {
     }
 
     fn select_tasks(&mut self, lpk: i64, list: &ListId, filter: &Filter) -> Result<Vec<Task>> {
+        if self.write {
+            // What a write prints shows the depths it leads to.
+            self.refresh_depths()?;
+        }
         for &id in &filter.ids {
             if !self.exists(lpk, id)? {
                 return Err(not_found(id, list));
@@ -929,6 +984,7 @@ impl<D: Db> SqlStore<D> {
                 let mut tx = Tx {
                     db: &mut self.db,
                     now,
+                    write: false,
                 };
                 let v = f(&mut tx)?;
                 probe::phase("statement");
@@ -958,6 +1014,7 @@ impl<D: Db> SqlStore<D> {
                 let mut tx = Tx {
                     db: &mut self.db,
                     now,
+                    write: true,
                 };
                 let v = f(&mut tx)?;
                 tx.refresh_depths()?;
@@ -1340,7 +1397,10 @@ impl<D: Db> Store for SqlStore<D> {
             }
             // Claims whose lease ran out go back to pending (or fail, with no attempt
             // left) first, so that they compete like any ready task.
-            tx.reap_in(lpk, list, &c.owner, "", &|_| true)?;
+            if !tx.reap_in(lpk, list, &c.owner, "", &|_| true)?.is_empty() {
+                // A task failed for good changes the depths the claim orders by.
+                tx.refresh_depths()?;
+            }
             let lease = c.lease.map(|dur| now + duration_ms(dur));
             let (host, pid, start) = match &c.holder {
                 Some(h) => (Some(h.host.clone()), Some(h.pid as i64), Some(h.started as i64)),

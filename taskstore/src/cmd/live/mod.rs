@@ -79,8 +79,10 @@ impl<'a> Follower<'a> {
         let mut tasks = match &self.named {
             None => self.w.store.tasks(self.w.list, &self.w.filter)?,
             Some(ids) => {
+                // The other filters still apply; --limit counted the named tasks.
                 let any = Filter {
                     ids: Vec::new(),
+                    limit: None,
                     ..self.w.filter.clone()
                 };
                 let mut all = self.w.store.tasks(self.w.list, &any)?;
@@ -92,7 +94,7 @@ impl<'a> Follower<'a> {
             self.named = Some(self.w.filter.ids.iter().copied().collect());
         }
         tasks.sort_by_key(|t| t.id);
-        let stalled = if tasks
+        let mut stalled = if tasks
             .iter()
             .any(|t| t.status == Status::Pending && !t.open_blockers.is_empty())
         {
@@ -100,6 +102,9 @@ impl<'a> Follower<'a> {
         } else {
             Stalled::new()
         };
+        // Only the watched ones count.
+        let shown: BTreeSet<TaskId> = tasks.iter().map(|t| t.id).collect();
+        stalled.retain(|id, _| shown.contains(id));
         Ok(Snapshot { tasks, stalled })
     }
 

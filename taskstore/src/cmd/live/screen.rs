@@ -74,8 +74,12 @@ enum Key {
 /// Read from stdin directly rather than through crossterm's event reader: that one
 /// waits on stdin and its resize signal with an edge-triggered epoll and, given both at
 /// once, reported the resize and left the key unread until the next key came.
+///
+/// Keys come from the terminal itself (`/dev/tty`), which is also what raw mode is set
+/// on: stdin may be a pipe (`echo 3 | task-list - --watch`).
 struct Input {
     resized: Arc<AtomicBool>,
+    tty: std::fs::File,
 }
 
 impl Input {
@@ -83,7 +87,9 @@ impl Input {
         let resized = Arc::new(AtomicBool::new(false));
         signal_hook::flag::register(signal_hook::consts::SIGWINCH, Arc::clone(&resized))
             .map_err(|e| Error::store(format!("cannot install a signal handler: {e}")))?;
-        Ok(Input { resized })
+        let tty = std::fs::File::open("/dev/tty")
+            .map_err(|e| Error::usage(format!("cannot read the terminal (/dev/tty): {e}")))?;
+        Ok(Input { resized, tty })
     }
 
     fn key(&self) -> Option<Key> {
@@ -91,13 +97,12 @@ impl Input {
         if self.resized.swap(false, Ordering::Relaxed) {
             return Some(Key::Redraw);
         }
-        let stdin = std::io::stdin();
-        let mut fds = [PollFd::new(stdin.as_fd(), PollFlags::POLLIN)];
+        let mut fds = [PollFd::new(self.tty.as_fd(), PollFlags::POLLIN)];
         if !matches!(poll(&mut fds, PollTimeout::ZERO), Ok(n) if n > 0) {
             return None;
         }
         let mut buf = [0u8; 64];
-        let n = nix::unistd::read(stdin.as_fd(), &mut buf).unwrap_or(0);
+        let n = nix::unistd::read(self.tty.as_fd(), &mut buf).unwrap_or(0);
         let keys = &buf[..n];
         if keys.contains(&3) {
             return Some(Key::Interrupt); // Ctrl-C, as a byte in raw mode
@@ -118,6 +123,12 @@ impl Guard {
         let term = |e: std::io::Error| Error::usage(format!("cannot set up the terminal: {e}"));
         terminal::enable_raw_mode().map_err(term)?;
         let guard = Guard;
+        // A panic aborts (release builds) without running the guard: restore first.
+        let hook = std::panic::take_hook();
+        std::panic::set_hook(Box::new(move |info| {
+            Guard::restore();
+            hook(info)
+        }));
         let mut o = std::io::stdout();
         queue!(o, terminal::EnterAlternateScreen, cursor::Hide).map_err(term)?;
         o.flush()?;
@@ -125,12 +136,18 @@ impl Guard {
     }
 }
 
-impl Drop for Guard {
-    fn drop(&mut self) {
+impl Guard {
+    fn restore() {
         let mut o = std::io::stdout();
         let _ = queue!(o, ResetColor, cursor::Show, terminal::LeaveAlternateScreen);
         let _ = o.flush();
         let _ = terminal::disable_raw_mode();
+    }
+}
+
+impl Drop for Guard {
+    fn drop(&mut self) {
+        Guard::restore();
     }
 }
 
@@ -233,7 +250,9 @@ impl View<'_> {
             .collect();
         failed.sort_by_key(|t| std::cmp::Reverse((t.finished_at, t.id)));
         let stalled = self.snap.stalled.len();
-        let blocked = self.count(|t| t.status == Status::Pending && !t.is_ready()) - stalled;
+        let blocked = self
+            .count(|t| t.status == Status::Pending && !t.is_ready())
+            .saturating_sub(stalled);
 
         let mut out = vec![Line::default()
             .add(format!("task-list --watch: {}", self.list), Style::Bold)
