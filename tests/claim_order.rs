@@ -290,4 +290,39 @@ fn a_plan_written_goal_first_gets_its_depths_in_one_pass() {
         .collect();
     assert_eq!(got, expected_depths(&tasks));
     assert_eq!(claim(&s), "400");
+
+    // A second batch hangs a lattice under the chain (each task waits on two earlier
+    // ones), enough for the write to walk the whole region at once; then some tasks
+    // close and some go, and every depth is still what the listing implies.
+    let lattice: String = (0..120)
+        .map(|i| {
+            let a = if i < 2 {
+                format!("k{}", 300 + i)
+            } else {
+                format!("m{}", i - 1)
+            };
+            let b = if i < 3 {
+                format!("k{}", 200 + i)
+            } else {
+                format!("m{}", i - 3)
+            };
+            format!("{{\"key\":\"m{i}\",\"subject\":\"m{i}\",\"blockedBy\":[\"{a}\",\"{b}\"]}}\n")
+        })
+        .collect();
+    s.create_batch("lattice.jsonl", &lattice, &[]);
+    s.ok("task-update", ["250", "-s", "failed"]);
+    s.ok("task-update", ["450", "--delete"]);
+    s.ok("task-update", ["460", "-s", "cancelled"]);
+    let tasks = s.tasks(&[]);
+    let got: BTreeMap<String, i64> = tasks
+        .iter()
+        .map(|t| {
+            (
+                t["id"].as_str().unwrap().to_string(),
+                t["depth"].as_i64().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(got, expected_depths(&tasks));
+    assert!(got["301"] > 100, "k300 heads the lattice: {}", got["301"]);
 }
