@@ -121,6 +121,22 @@ fn a_pool_with_one_worker_runs_the_critical_path_first() {
     assert_eq!(ran, ["7", "6", "1", "2", "3", "4", "5"]);
 }
 
+/// Every task's depth, checked against what the listing implies.
+fn depths_match_listing(s: &Store) -> BTreeMap<String, i64> {
+    let tasks = s.tasks(&[]);
+    let got: BTreeMap<String, i64> = tasks
+        .iter()
+        .map(|t| {
+            (
+                t["id"].as_str().unwrap().to_string(),
+                t["depth"].as_i64().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(got, expected_depths(&tasks));
+    got
+}
+
 /// The depth each task should have, computed from the listing.
 fn expected_depths(tasks: &[Value]) -> BTreeMap<String, i64> {
     let open = |t: &Value| matches!(t["status"].as_str(), Some("pending" | "in_progress"));
@@ -193,18 +209,7 @@ fn concurrent_writers_leave_every_depth_right() {
     }
     let mut pool = pool;
     pool.wait().unwrap();
-    let tasks = s.tasks(&[]);
-    let want = expected_depths(&tasks);
-    let got: BTreeMap<String, i64> = tasks
-        .iter()
-        .map(|t| {
-            (
-                t["id"].as_str().unwrap().to_string(),
-                t["depth"].as_i64().unwrap(),
-            )
-        })
-        .collect();
-    assert_eq!(got, want);
+    depths_match_listing(&s);
 }
 
 #[test]
@@ -243,17 +248,7 @@ fn a_store_from_before_depth_gets_every_depth_on_upgrade() {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    let tasks = s.tasks(&[]);
-    let got: BTreeMap<String, i64> = tasks
-        .iter()
-        .map(|t| {
-            (
-                t["id"].as_str().unwrap().to_string(),
-                t["depth"].as_i64().unwrap(),
-            )
-        })
-        .collect();
-    assert_eq!(got, expected_depths(&tasks));
+    let got = depths_match_listing(&s);
     assert_eq!((got["1"], got["5"], got["8"], got["6"]), (4, 3, 2, 0));
     // And the claim uses them: 1 (depth 4) before 6's waiter 7 (depth 0).
     assert_eq!(claim(&s), "1");
@@ -278,17 +273,7 @@ fn a_plan_written_goal_first_gets_its_depths_in_one_pass() {
     assert_eq!(ids.len(), 400);
     assert_eq!(depth(&s, "400"), 399);
     assert_eq!(depth(&s, "1"), 0);
-    let tasks = s.tasks(&[]);
-    let got: BTreeMap<String, i64> = tasks
-        .iter()
-        .map(|t| {
-            (
-                t["id"].as_str().unwrap().to_string(),
-                t["depth"].as_i64().unwrap(),
-            )
-        })
-        .collect();
-    assert_eq!(got, expected_depths(&tasks));
+    depths_match_listing(&s);
     assert_eq!(claim(&s), "400");
 
     // A second batch hangs a lattice under the chain (each task waits on two earlier
@@ -313,16 +298,6 @@ fn a_plan_written_goal_first_gets_its_depths_in_one_pass() {
     s.ok("task-update", ["250", "-s", "failed"]);
     s.ok("task-update", ["450", "--delete"]);
     s.ok("task-update", ["460", "-s", "cancelled"]);
-    let tasks = s.tasks(&[]);
-    let got: BTreeMap<String, i64> = tasks
-        .iter()
-        .map(|t| {
-            (
-                t["id"].as_str().unwrap().to_string(),
-                t["depth"].as_i64().unwrap(),
-            )
-        })
-        .collect();
-    assert_eq!(got, expected_depths(&tasks));
+    let got = depths_match_listing(&s);
     assert!(got["301"] > 100, "k300 heads the lattice: {}", got["301"]);
 }
