@@ -415,3 +415,34 @@ fn a_running_task_names_its_output_files_and_they_grow_while_it_runs() {
     s.exec("worker-spawn", ["--", "true"]).expect_code(0);
     assert_eq!(s.json("2")["logFile"], Value::Null);
 }
+
+#[test]
+fn watching_named_tasks_follows_them_through_a_deletion() {
+    let s = Store::new();
+    for n in ["a", "b", "c"] {
+        s.create(n, &[]);
+    }
+    let w = Bg::start(
+        &s,
+        "task-list",
+        &["1", "3", "--watch", "--until-done", "--limit", "2"],
+    );
+    assert_eq!(line(&w, 1)["id"], "1");
+    assert_eq!(
+        line(&w, 2)["id"],
+        "3",
+        "--limit counts among the named tasks"
+    );
+    s.ok("task-update", ["2", "-s", "completed"]); // not watched: no line
+    s.ok("task-update", ["1", "--delete"]);
+    assert_eq!(line(&w, 3), serde_json::json!({"id": "1", "gone": true}));
+    s.ok("task-update", ["3", "-s", "completed"]);
+    let r = w.wait_timeout(DEADLINE);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let last: Value = serde_json::from_str(r.stdout.lines().last().unwrap()).unwrap();
+    assert_eq!(
+        (last["id"].as_str(), last["status"].as_str()),
+        (Some("3"), Some("completed"))
+    );
+    assert_eq!(r.stdout.lines().count(), 4, "{}", r.stdout);
+}

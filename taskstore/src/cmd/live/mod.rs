@@ -6,7 +6,7 @@ mod screen;
 mod stream;
 
 use super::waker::Waker;
-use crate::error::Result;
+use crate::error::{Kind, Result};
 use crate::model::{ListId, Status, Task, TaskId};
 use crate::signals::Signals;
 use crate::store::{Filter, Stalled, Store};
@@ -79,15 +79,27 @@ impl<'a> Follower<'a> {
         let mut tasks = match &self.named {
             None => self.w.store.tasks(self.w.list, &self.w.filter)?,
             Some(ids) => {
-                // The other filters still apply; --limit counted the named tasks.
-                let any = Filter {
-                    ids: Vec::new(),
-                    limit: None,
+                let named = Filter {
+                    ids: ids.iter().copied().collect(),
                     ..self.w.filter.clone()
                 };
-                let mut all = self.w.store.tasks(self.w.list, &any)?;
-                all.retain(|t| ids.contains(&t.id));
-                all
+                match self.w.store.tasks(self.w.list, &named) {
+                    Ok(tasks) => tasks,
+                    // One was deleted: the others, from the whole (filtered) list; a
+                    // --limit counts among the named tasks, as it did.
+                    Err(e) if e.kind == Kind::NotFound => {
+                        let any = Filter {
+                            ids: Vec::new(),
+                            limit: None,
+                            ..named
+                        };
+                        let mut all = self.w.store.tasks(self.w.list, &any)?;
+                        all.retain(|t| ids.contains(&t.id));
+                        all.truncate(named.limit.map_or(usize::MAX, |n| n as usize));
+                        all
+                    }
+                    Err(e) => return Err(e),
+                }
             }
         };
         if self.named.is_none() && !self.w.filter.ids.is_empty() {
