@@ -343,6 +343,20 @@ impl Task {
     pub fn is_ready(&self) -> bool {
         self.status == Status::Pending && self.open_blockers.is_empty()
     }
+
+    /// Sorts ready tasks in the order the claim takes them: highest priority, then
+    /// greatest depth (the critical path), then lowest id.
+    pub fn claim_rank(&self) -> (std::cmp::Reverse<(i64, i64)>, TaskId) {
+        (std::cmp::Reverse((self.priority, self.depth)), self.id)
+    }
+
+    /// The files the claiming worker-spawn writes this attempt's stdout and stderr to,
+    /// as they arrive: `<output dir>/<id>.out` and `.err` (`logFile` in the JSON).
+    pub fn log_files(&self) -> Option<(std::path::PathBuf, std::path::PathBuf)> {
+        let dir = std::path::Path::new(self.output_dir.as_deref()?);
+        let file = |ext: &str| dir.join(format!("{}.{ext}", self.id.0));
+        Some((file("out"), file("err")))
+    }
 }
 
 /// A task to create. `blocked_by` holds existing tasks (by id or key) or records of the

@@ -86,11 +86,8 @@ fn field(t: &Task, name: &str) -> Value {
         "result" => json!(t.result),
         "log" => json!(t.log),
         // Where the claiming worker-spawn writes the attempt's output, as it arrives.
-        "logFile" => match &t.output_dir {
-            Some(d) => json!({
-                "out": format!("{d}/{}.out", t.id.0),
-                "err": format!("{d}/{}.err", t.id.0),
-            }),
+        "logFile" => match t.log_files() {
+            Some((out, err)) => json!({ "out": out, "err": err }),
             None => Value::Null,
         },
         "exitCode" => json!(t.exit_code),

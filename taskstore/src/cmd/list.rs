@@ -161,7 +161,7 @@ pub fn run(a: ListArgs, out: &mut dyn Write) -> Result<u8> {
                     tasks.iter().map(|t| (t.id, t)).collect();
                 for (n, w) in waves.iter().enumerate() {
                     let mut wave: Vec<&Task> = w.iter().map(|i| by_id[i]).collect();
-                    wave.sort_by_key(|t| (std::cmp::Reverse((t.priority, t.depth)), t.id));
+                    wave.sort_by_key(|t| t.claim_rank());
                     for t in wave {
                         let line = json!({
                             "wave": n + 1,

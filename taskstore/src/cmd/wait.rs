@@ -11,9 +11,8 @@ use crate::model::{Holder, Status, Task, TaskId};
 use crate::output;
 use crate::report;
 use crate::signals::{self, Signals};
-use crate::store::{loss, Filter, Stalled, Store};
+use crate::store::{loss, stalled_among, Filter, Stalled, Store};
 use crate::time::now_ms;
-use std::collections::HashSet;
 use std::io::{IsTerminal, Write};
 use std::time::{Duration, Instant};
 
@@ -70,17 +69,7 @@ impl State {
             .filter(|h| h.host == me)
             .collect();
         holders.dedup();
-        // Stall detection is only needed when an awaited task waits for a blocker.
-        let any_blocked = tasks
-            .iter()
-            .any(|t| matches!(t.status, Status::Pending) && !t.open_blockers.is_empty());
-        let mut stalled = if any_blocked {
-            store.stalled(list)?
-        } else {
-            Stalled::new()
-        };
-        let awaited: HashSet<TaskId> = tasks.iter().map(|t| t.id).collect();
-        stalled.retain(|id, _| awaited.contains(id));
+        let stalled = stalled_among(store, list, &tasks)?;
         Ok(State {
             tasks,
             stalled,

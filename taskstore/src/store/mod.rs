@@ -418,6 +418,21 @@ pub fn plan_create(
     Ok(plan)
 }
 
+/// The stalled tasks among `tasks` (pending, waiting transitively on a failed or
+/// cancelled task). The list is asked only when one of them waits on a blocker at all.
+pub fn stalled_among(store: &mut dyn Store, list: &ListId, tasks: &[Task]) -> Result<Stalled> {
+    if !tasks
+        .iter()
+        .any(|t| t.status == Status::Pending && !t.open_blockers.is_empty())
+    {
+        return Ok(Stalled::new());
+    }
+    let mut stalled = store.stalled(list)?;
+    let among: std::collections::HashSet<TaskId> = tasks.iter().map(|t| t.id).collect();
+    stalled.retain(|id, _| among.contains(id));
+    Ok(stalled)
+}
+
 /// Why the claim on an in-progress task is lost, if it is: its lease ran out (`now` in
 /// ms), or its holder is a process of `host` that is gone.
 pub fn loss(t: &Task, now: i64, host: &str, alive: &dyn Fn(&Holder) -> bool) -> Option<String> {

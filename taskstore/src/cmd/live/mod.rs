@@ -7,9 +7,9 @@ mod stream;
 
 use super::waker::Waker;
 use crate::error::{Kind, Result};
-use crate::model::{ListId, Status, Task, TaskId};
+use crate::model::{ListId, Task, TaskId};
 use crate::signals::Signals;
-use crate::store::{Filter, Stalled, Store};
+use crate::store::{stalled_among, Filter, Stalled, Store};
 use std::collections::BTreeSet;
 use std::io::Write;
 
@@ -106,17 +106,7 @@ impl<'a> Follower<'a> {
             self.named = Some(self.w.filter.ids.iter().copied().collect());
         }
         tasks.sort_by_key(|t| t.id);
-        let mut stalled = if tasks
-            .iter()
-            .any(|t| t.status == Status::Pending && !t.open_blockers.is_empty())
-        {
-            self.w.store.stalled(self.w.list)?
-        } else {
-            Stalled::new()
-        };
-        // Only the watched ones count.
-        let shown: BTreeSet<TaskId> = tasks.iter().map(|t| t.id).collect();
-        stalled.retain(|id, _| shown.contains(id));
+        let stalled = stalled_among(self.w.store, self.w.list, &tasks)?;
         Ok(Snapshot { tasks, stalled })
     }
 

@@ -242,8 +242,7 @@ impl View<'_> {
             .filter(|t| t.status == Status::InProgress)
             .collect();
         let mut ready: Vec<&Task> = tasks.iter().filter(|t| t.is_ready()).collect();
-        // The claim's order: priority, then depth (the critical path), then id.
-        ready.sort_by_key(|t| (std::cmp::Reverse((t.priority, t.depth)), t.id));
+        ready.sort_by_key(|t| t.claim_rank());
         let mut failed: Vec<&Task> = tasks
             .iter()
             .filter(|t| t.status == Status::Failed)

@@ -122,7 +122,6 @@ pub struct Context<'a> {
     pub db: &'a str,
     pub owner: &'a str,
     pub stdin: StdinMode,
-    pub output_dir: Option<&'a Path>,
     pub max_output: u64,
 }
 
@@ -217,7 +216,7 @@ pub fn spawn(
         child,
         out: out.map(|o| File::from(OwnedFd::from(o))),
         err: err.map(|e| File::from(OwnedFd::from(e))),
-        files: output_files(cx.output_dir, t),
+        files: output_files(t),
         max_output: cx.max_output,
         tail: LOG_TAIL,
     })
@@ -297,20 +296,23 @@ impl Captured {
     }
 }
 
-fn output_files(dir: Option<&Path>, t: &Task) -> (Option<File>, Option<File>) {
-    let Some(dir) = dir else { return (None, None) };
-    let dir: PathBuf = dir.join(&t.list);
-    if let Err(e) = std::fs::create_dir_all(&dir) {
-        eprintln!("worker-spawn: cannot create {}: {e}", dir.display());
+/// The attempt's output files, where the claim said they are (the task's `logFile`).
+fn output_files(t: &Task) -> (Option<File>, Option<File>) {
+    let Some((out, err)) = t.log_files() else {
         return (None, None);
+    };
+    if let Some(dir) = out.parent() {
+        if let Err(e) = std::fs::create_dir_all(dir) {
+            eprintln!("worker-spawn: cannot create {}: {e}", dir.display());
+            return (None, None);
+        }
     }
-    let open = |ext: &str| {
-        let p = dir.join(format!("{}.{ext}", t.id.0));
-        File::create(&p)
+    let open = |p: &Path| {
+        File::create(p)
             .map_err(|e| eprintln!("worker-spawn: cannot write {}: {e}", p.display()))
             .ok()
     };
-    (open("out"), open("err"))
+    (open(&out), open(&err))
 }
 
 /// Read stdout and stderr until both close, keeping the first `max_output` bytes of

@@ -371,7 +371,8 @@ fn worker(shared: &Shared, n: usize) {
         limits: a.limit.clone(),
         lease: Some(a.lease),
         holder: Some(shared.holder.clone()),
-        // Shown as the task's `logFile` while it runs: absolute, for any shell to tail.
+        // Where the command's output goes (the task's `logFile`): absolute, for any
+        // shell to tail.
         output_dir: a.output_dir.as_deref().map(|d| {
             let d = std::path::absolute(d).unwrap_or_else(|_| d.to_path_buf());
             d.join(a.store.list.as_str()).to_string_lossy().into_owned()
@@ -382,7 +383,6 @@ fn worker(shared: &Shared, n: usize) {
         db: &shared.db,
         owner: &owner,
         stdin: a.stdin,
-        output_dir: a.output_dir.as_deref(),
         max_output: a.max_output,
     };
     while !shared.stop.load(SeqCst) {
