@@ -236,17 +236,12 @@ fn a_store_from_before_depth_gets_every_depth_on_upgrade() {
         c.commit()\n\
         c.close()\n";
     let old: Vec<&str> = taskstore::store::MIGRATIONS[..6].to_vec();
-    let out = std::process::Command::new("python3")
-        .arg("-c")
-        .arg(script)
-        .arg(s.db())
-        .arg(serde_json::to_string(&old).unwrap())
-        .output()
-        .expect("run python3");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
+    util::python(
+        script,
+        &[
+            s.db().to_str().unwrap(),
+            &serde_json::to_string(&old).unwrap(),
+        ],
     );
     let got = depths_match_listing(&s);
     assert_eq!((got["1"], got["5"], got["8"], got["6"]), (4, 3, 2, 0));

@@ -456,24 +456,14 @@ fn the_store_is_a_plain_sqlite_file_in_wal_mode() {
     let s = Store::new();
     s.create("a", &[]);
     // Another SQLite client (python3's sqlite3 module) reads it, as README users would.
-    let out = std::process::Command::new("python3")
-        .arg("-c")
-        .arg(
-            "import sqlite3, sys\n\
-             c = sqlite3.connect(sys.argv[1])\n\
-             print(c.execute('pragma journal_mode').fetchone()[0])\n\
-             print(c.execute('pragma user_version').fetchone()[0])\n\
-             print(c.execute('select subject from tasks').fetchone()[0])\n",
-        )
-        .arg(s.db())
-        .output()
-        .expect("run python3");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
+    let out = util::python(
+        "import sqlite3, sys\n\
+         c = sqlite3.connect(sys.argv[1])\n\
+         print(c.execute('pragma journal_mode').fetchone()[0])\n\
+         print(c.execute('pragma user_version').fetchone()[0])\n\
+         print(c.execute('select subject from tasks').fetchone()[0])\n",
+        &[s.db().to_str().unwrap()],
     );
-    let out = String::from_utf8(out.stdout).unwrap();
     let lines: Vec<&str> = out.lines().collect();
     assert_eq!(lines[0], "wal");
     assert!(
@@ -787,24 +777,10 @@ fn a_version_1_store_is_upgraded_and_keeps_its_tasks() {
           INSERT INTO edges (list_id, blocker, blocked) VALUES (1, 1, 2);\n\
           PRAGMA user_version = 1;''')\n\
         c.close()\n";
-    let py = |args: &[&str]| {
-        let out = std::process::Command::new("python3")
-            .arg("-c")
-            .args(args)
-            .output()
-            .expect("run python3");
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        String::from_utf8(out.stdout).unwrap()
-    };
-    py(&[
+    util::python(
         script,
-        s.db().to_str().unwrap(),
-        taskstore::store::MIGRATIONS[0],
-    ]);
+        &[s.db().to_str().unwrap(), taskstore::store::MIGRATIONS[0]],
+    );
     // Read first (a reader upgrades it too), then use keys on it.
     let old = s.json("2");
     assert_eq!(old["subject"], "old test");
@@ -815,13 +791,13 @@ fn a_version_1_store_is_upgraded_and_keeps_its_tasks() {
     s.ok("task-update", ["1", "--add-blocks", "deploy"]);
     assert_eq!(id_list(&s.json("3")["blockedBy"]), ["1", "2"]);
     assert_eq!(total(&s, &[]), 3);
-    let version = py(&[
+    let version = util::python(
         "import sqlite3, sys\n\
          c = sqlite3.connect(sys.argv[1])\n\
          print(c.execute('pragma user_version').fetchone()[0])\n\
          print(c.execute('select key from tasks where id = 3').fetchone()[0])\n",
-        s.db().to_str().unwrap(),
-    ]);
+        &[s.db().to_str().unwrap()],
+    );
     assert_eq!(
         version,
         format!("{}\ndeploy\n", taskstore::store::SCHEMA_VERSION)

@@ -117,6 +117,24 @@ pub fn sqlite_only(what: &str) -> bool {
     false
 }
 
+/// `python3 -c SCRIPT ARGS…` (another SQLite client, as a README user would use):
+/// its stdout; a failure fails the test with its stderr.
+#[track_caller]
+pub fn python(script: &str, args: &[&str]) -> String {
+    let out = std::process::Command::new("python3")
+        .arg("-c")
+        .arg(script)
+        .args(args)
+        .output()
+        .expect("run python3");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).expect("UTF-8 from python3")
+}
+
 /// Run SQL on the test server's `postgres` database with `psql`.
 pub fn psql(sql: &str) -> String {
     let base = postgres().expect("TASK_TEST_DB is set");
