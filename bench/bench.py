@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """parallel-tasks benchmarks: whole-process costs side by side with their baselines.
 
-Usage: bench/bench.py [--quick] [calls] [profile] [batch] [scale] [wait] [workers] [sync] [scopes] [makespan] [pg] [before]
+Usage: bench/bench.py [--quick] [calls] [profile] [batch] [scale] [wait] [workers] [sync] [scopes] [makespan] [depth] [watch] [pg] [before]
 (default: all but before)
 `pg` needs a PostgreSQL server: BENCH_PG=postgres://USER:PASSWORD@HOST:PORT (each run
 makes and drops a database there; `psql` must be installed); without it, it says so and
@@ -432,6 +432,87 @@ def bench_makespan(n=300, jobs=4, seeds=5):
     print()
 
 
+def bench_depth(n=1000, big=100_000, rounds=5):
+    """What keeping the claim's depth costs writes: a batch that is one chain of n tasks
+    (written blockers first, and goal first: blockers with the higher ids) against n
+    independent tasks; a chain of `big` against `big` independent tasks; one
+    task-create under an open chain of n against one with no blocker."""
+    def batch(path, m, shape):
+        with open(path, "w") as f:
+            for i in range(m):
+                after = {"first": [f"k{i - 1}"] if i > 0 else [],
+                         "goal": [f"k{i + 1}"] if i < m - 1 else [],
+                         "flat": []}[shape]
+                f.write(json.dumps({"key": f"k{i}", "subject": "s", "blockedBy": after}) + "\n")
+    rows = []
+    with tempfile.TemporaryDirectory() as d:
+        for m, reps in ((n, rounds), (big, 1)):
+            for shape in ("flat", "first", "goal"):
+                if m == big and shape == "goal":
+                    continue
+                lines = os.path.join(d, f"{shape}{m}.jsonl")
+                batch(lines, m, shape)
+                times = []
+                for r in range(reps):
+                    env = env_for(os.path.join(d, f"{shape}{m}-{r}.db"))
+                    t0 = time.perf_counter()
+                    run([tool("task-create"), "--from", lines, "--format", "ids"], env)
+                    times.append(time.perf_counter() - t0)
+                rows.append((f"batch of {m}: {shape}", statistics.median(times)))
+        chain = env_for(os.path.join(d, f"first{n}-0.db"))
+        flat = env_for(os.path.join(d, f"flat{n}-0.db"))
+        under = [spawn_once([tool("task-create"), "x", "-b", str(n)], chain)[0] for _ in range(rounds * 5)]
+        alone = [spawn_once([tool("task-create"), "x"], flat)[0] for _ in range(rounds * 5)]
+    print(f"## depth upkeep (batches: median of {rounds}, the {big} ones once)")
+    for name, t in rows:
+        print(f"{name:<28} {t * 1000:>9.1f} ms")
+    print(f"task-create under an open chain of {n}: {median_ms(under):.2f} ms; "
+          f"with no blocker: {median_ms(alone):.2f} ms")
+    print()
+
+
+def bench_watch(idle=10.0):
+    """CPU of an idle `task-list --watch`, streaming JSON lines and drawing the screen
+    (on a pseudo-terminal), against an idle task-wait, each for `idle` seconds."""
+    import pty, termios, fcntl
+    with tempfile.TemporaryDirectory() as d:
+        env = env_for(os.path.join(d, "tasks.db"))
+        tid = run([tool("task-create"), "never"], env).stdout.strip()
+
+        def cpu_of(argv, **kw):
+            p = subprocess.Popen(argv, env=env, **kw)
+            time.sleep(1.0)  # past start-up and the first draw
+            before = proc_cpu(p.pid)
+            time.sleep(idle)
+            used = proc_cpu(p.pid) - before
+            assert p.poll() is None, f"{argv} ended early with {p.returncode}"
+            p.terminate()
+            p.wait()
+            return used
+
+        rows = [("task-wait", cpu_of([tool("task-wait"), tid], stdout=subprocess.DEVNULL)),
+                ("task-list --watch (jsonl)", cpu_of([tool("task-list"), "--watch", "--format", "jsonl"],
+                                                     stdout=subprocess.DEVNULL))]
+        master, slave = pty.openpty()
+        fcntl.ioctl(slave, termios.TIOCSWINSZ, b"\x18\x00\x50\x00\x00\x00\x00\x00")  # 24 x 80
+
+        def own_terminal():
+            os.setsid()
+            fcntl.ioctl(0, termios.TIOCSCTTY, 0)
+
+        drain = subprocess.Popen(["cat"], stdin=master, stdout=subprocess.DEVNULL)
+        rows.append(("task-list --watch (screen)",
+                     cpu_of([tool("task-list"), "--watch"], stdin=slave, stdout=slave, stderr=slave,
+                            preexec_fn=own_terminal)))
+        drain.kill()
+        os.close(slave)
+        os.close(master)
+    print(f"## idle for {idle:g} s on a quiet list: CPU as a share of one core")
+    for name, used in rows:
+        print(f"{name:<28} {used / idle * 100:>6.2f} %")
+    print()
+
+
 def bench_profile(rounds=200):
     """Where one call's time goes, phase by phase: each phase is the difference between
     two variants of the real binary (built with the `probe` feature, `TASK_PROBE_EXIT=PHASE`
@@ -655,7 +736,7 @@ def bench_before(rounds=300):
 
 
 BENCHES = {"calls": bench_calls, "profile": bench_profile, "batch": bench_batch, "scale": bench_scale, "wait": bench_wait,
-           "workers": bench_workers, "sync": bench_sync, "scopes": bench_scopes, "makespan": bench_makespan, "pg": bench_pg, "before": bench_before}
+           "workers": bench_workers, "sync": bench_sync, "scopes": bench_scopes, "makespan": bench_makespan, "depth": bench_depth, "watch": bench_watch, "pg": bench_pg, "before": bench_before}
 # Run only when named: it builds another revision.
 NOT_BY_DEFAULT = {"before"}
 
@@ -663,7 +744,8 @@ NOT_BY_DEFAULT = {"before"}
 QUICK = {"calls": {"rounds": 5}, "profile": {"rounds": 3}, "batch": {"n": 1000, "rounds": 1},
          "scale": {"small": 100, "large": 1000, "rounds": 5}, "wait": {"rounds": 3, "idle_cpu": 1.0},
          "workers": {"n": 100, "rounds": 1}, "sync": {"n": 50, "rounds": 2, "idle_cpu": 1.0},
-         "scopes": {"held": 100, "rounds": 3}, "makespan": {"n": 40, "seeds": 1}, "pg": {"rounds": 3, "n": 20, "spawn_n": 50},
+         "scopes": {"held": 100, "rounds": 3}, "makespan": {"n": 40, "seeds": 1}, "depth": {"n": 50, "big": 500, "rounds": 1},
+         "watch": {"idle": 1.0}, "pg": {"rounds": 3, "n": 20, "spawn_n": 50},
          "before": {"rounds": 3}}
 
 
