@@ -150,6 +150,7 @@ fn crontab_line_names_real_flags() {
         .split_whitespace()
         .collect();
     let s = Store::new();
+    s.create("made the store", &["--list", "elsewhere"]);
     // Parse only: a command that exists, on an empty list, finishes at once with 0.
     let mut all = flags.clone();
     all.extend(["--", "true"]);

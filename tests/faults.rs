@@ -96,7 +96,7 @@ fn assert_integrity(db: &Path) {
 fn counts(s: &Store, args: &[&str]) -> Value {
     let mut all = vec!["--count", "--format", "json"];
     all.extend_from_slice(args);
-    serde_json::from_str(&s.ok("task-list", all)).expect("--count JSON")
+    serde_json::from_str(&s.ok_or_unknown_list("task-list", all)).expect("--count JSON")
 }
 
 /// Live processes (zombies excluded) whose environment holds `TASK_DB=<db>`: every

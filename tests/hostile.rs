@@ -1143,7 +1143,12 @@ fn shell_and_sql_text_round_trips_through_flags_and_updates() {
         s.exec_stdin("task-update", [id.as_str(), "-d", "-"], t)
             .success();
         assert_eq!(s.json(id)["description"], json!(t));
-        // And compare-and-set with a hostile owner holds the hostile owner.
+        // And compare-and-set with a hostile owner holds the hostile owner (who must
+        // hold the task: claim it first).
+        s.ok(
+            "task-update",
+            [id.as_str(), "--claim", &format!("--owner={t}")],
+        );
         s.ok(
             "task-update",
             [id.as_str(), "-s", "completed", &format!("--owner={t}")],

@@ -4,7 +4,7 @@ mod util;
 
 use serde_json::{json, Value};
 use std::collections::BTreeMap;
-use util::{id_list, Store};
+use util::{assert_failure, id_list, Store};
 
 /// A list where every status and derived status occurs:
 ///
@@ -357,11 +357,26 @@ fn counts() {
         s.ok("task-list", ["--count", "-m", "agent=a"]),
         "pending 1\nin_progress 1\ncompleted 0\nfailed 0\ncancelled 0\n"
     );
-    // An empty store (and an unknown list) counts zeros.
-    let empty = Store::new();
+    // An unknown list counts zeros, and says on stderr that it does not exist (a typo
+    // must not pass silently); a store that does not exist is not found (exit 3).
+    let r = s
+        .exec("task-list", ["--count", "--list", "nothing-here"])
+        .expect_code(0);
     assert_eq!(
-        empty.ok("task-list", ["--count", "--list", "nothing-here"]),
+        r.stdout,
         "pending 0\nin_progress 0\ncompleted 0\nfailed 0\ncancelled 0\n"
+    );
+    assert_eq!(
+        r.stderr,
+        "task-list: list 'nothing-here' does not exist (the store's lists: default)\n"
+    );
+    let empty = Store::new();
+    let r = empty.exec("task-list", ["--count"]);
+    assert_failure(
+        &r,
+        "task-list",
+        3,
+        &["no task store at", "task-create makes one"],
     );
 }
 

@@ -360,9 +360,11 @@ fn claim_sets_in_progress_and_counts_an_attempt() {
         ["--claim", "--owner", "w1", "--format", "json"],
     );
     assert_eq!((r.code, r.stdout.as_str(), r.stderr.as_str()), (1, "", ""));
-    // An empty store (no list yet) has nothing to claim either.
-    let empty = Store::new();
-    let r = empty.exec("task-update", ["--claim", "--owner", "w1"]);
+    // Another list (none yet) has nothing to claim either.
+    let r = s.exec(
+        "task-update",
+        ["--claim", "--owner", "w1", "--list", "other"],
+    );
     assert_eq!((r.code, r.stdout.as_str(), r.stderr.as_str()), (1, "", ""));
 }
 

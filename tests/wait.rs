@@ -383,10 +383,13 @@ fn output_formats() {
 
 /// One rule for empty waits, decided from the tasks that exist: nothing to wait for is
 /// done for the default condition, and can never be met for --any or --count N — at
-/// once, not after waiting for tasks that may never come.
+/// once, not after waiting for tasks that may never come. The list must exist, though:
+/// a list whose tasks were all deleted is empty; a list that never had one is a typo.
 #[test]
 fn an_empty_list_is_decided_at_once() {
     let s = Store::new();
+    let id = s.create("gone", &[]);
+    s.ok("task-update", [id.as_str(), "--delete"]);
     let r = start(&s, &["--format", "ids"]).wait();
     assert_eq!((r.code, r.stdout.as_str()), (0, ""), "{r:?}");
     // (A wait that hung would be killed at the test deadline and fail.)
@@ -399,9 +402,53 @@ fn an_empty_list_is_decided_at_once() {
         1,
         &["2 completed tasks can no longer be reached"],
     );
-    // A list that exists but has no tasks left (deleted) is decided the same way.
-    let id = s.create("gone", &[]);
-    s.ok("task-update", [id.as_str(), "--delete"]);
-    start(&s, &["--any"]).wait().expect_code(1);
-    start(&s, &[]).wait().expect_code(0);
+}
+
+/// `TASK_DB=/tmp/tyop.db task-wait && deploy` must not deploy: a store that does not
+/// exist is not found (3), and nothing is created, not even its folder; a list that
+/// never had a task is not found either, naming the lists the store has.
+#[test]
+fn a_typo_in_the_store_or_the_list_is_not_found() {
+    let s = Store::new();
+    let r = start(&s, &[]).wait();
+    assert_failure(
+        &r,
+        "task-wait",
+        3,
+        &["no task store at", "task-create makes one"],
+    );
+    if util::postgres().is_none() {
+        let typo = s.dir().join("no/such/folder/tyop.db");
+        for args in [
+            vec!["task-wait"],
+            vec!["task-list"],
+            vec!["task-list", "--count"],
+            vec!["task-update", "--claim", "--owner", "w"],
+            vec!["task-update", "1", "-s", "completed"],
+            vec!["worker-spawn", "--", "true"],
+        ] {
+            let r = s.sh(&format!("TASK_DB={} {}", typo.display(), args.join(" ")));
+            assert_failure(&r, args[0], 3, &["no task store at", "tyop.db"]);
+        }
+        assert!(!s.dir().join("no").exists(), "a folder was made");
+        // An empty file is no store either.
+        std::fs::write(s.dir().join("empty.db"), b"").unwrap();
+        let r = s.sh(&format!(
+            "TASK_DB={} task-list",
+            s.dir().join("empty.db").display()
+        ));
+        assert_failure(&r, "task-list", 3, &["no task store at"]);
+    }
+    s.create("a", &["--list", "real"]);
+    let before = s.snapshot();
+    let r = s.exec("task-wait", ["--list", "typo"]);
+    assert_failure(&r, "task-wait", 3, &["list 'typo' does not exist", "real"]);
+    // task-list of an unknown list prints nothing, exit 0, one line on stderr.
+    let r = s.exec("task-list", ["--list", "typo"]).expect_code(0);
+    assert_eq!(r.stdout, "");
+    assert_eq!(
+        r.stderr,
+        "task-list: list 'typo' does not exist (the store's lists: real)\n"
+    );
+    assert_eq!(s.snapshot(), before, "a read changed the store");
 }

@@ -323,7 +323,7 @@ pub enum UpdateFormat {
 const UPDATE_EXAMPLES: &str = "\
 Examples:
   task-update 3 -s completed --result 'all green'
-  while c=$(task-update --claim --owner w1 --format env); do eval \"$c\"; ...;
+  while c=$(task-update --claim --wait --lease 5m --owner w1 --format env); do eval \"$c\"; ...;
       task-update \"$TASK_ID\" -s completed --token \"$TASK_CLAIM_TOKEN\"; done
   task-update --claim --owner w1 -m agent=test-runner --lease 5m --format json
   task-list -s failed --format ids | task-update - -s pending     # retry the failed
@@ -414,6 +414,13 @@ pub struct UpdateArgs {
     /// Change the tasks only while the claim with this token (claimToken, TASK_CLAIM_TOKEN) holds them
     #[arg(long, value_name = "TOKEN", value_parser = parse_token, conflicts_with = "claim")]
     pub token: Option<i64>,
+    /// With --claim: when nothing is claimable, wait (woken by the store's change
+    /// signal) until a task is (exit 0), or until nothing open is left (exit 1)
+    #[arg(long, requires = "claim")]
+    pub wait: bool,
+    /// With --claim --wait: give up after DURATION (exit 124)
+    #[arg(long, value_name = "DURATION", value_parser = parse_dur, requires = "wait")]
+    pub timeout: Option<Duration>,
     /// With --claim: at most N in-progress tasks per value of metadata KEY
     #[arg(long, value_name = "KEY=N", value_parser = parse_lim, requires = "claim")]
     pub limit: Vec<(String, i64)>,
@@ -438,7 +445,7 @@ const WAIT_EXAMPLES: &str = "\
 Examples:
   ids=$(task-create --from plan.jsonl); worker-spawn -j 4 -- ./run-one &
   echo \"$ids\" | task-wait - --timeout 1h --format md     # fork-join
-  task-wait 3 4 5 --any                                   # the first to finish
+  task-wait 3 4 5 --any --cancel-rest                     # the first to finish; cancel the rest
   task-wait --count 3 --format ids                        # 3 of the list completed
   task-wait --fail-fast || echo 'a task failed'";
 
@@ -465,6 +472,10 @@ pub struct WaitArgs {
     /// Return as soon as one awaited task fails or is cancelled
     #[arg(long)]
     pub fail_fast: bool,
+    /// Once the wait is satisfied, cancel the awaited tasks still open, in one
+    /// transaction (a worker-spawn running one stops its command)
+    #[arg(long)]
+    pub cancel_rest: bool,
     /// Give up after DURATION (500ms, 30s, 5m, 1h, or seconds) with exit 124
     #[arg(long, value_name = "DURATION", value_parser = parse_dur)]
     pub timeout: Option<Duration>,
@@ -578,6 +589,10 @@ pub struct SpawnArgs {
     /// Stop claiming after the first task that fails for good
     #[arg(long)]
     pub fail_fast: bool,
+    /// Exit codes that fail a task at once, without retries (126 and 127, a command that
+    /// cannot be started, always do)
+    #[arg(long, value_name = "CODE,…", value_delimiter = ',')]
+    pub no_retry_on: Vec<i64>,
     /// What the command reads on stdin
     #[arg(long, value_enum, default_value_t = StdinMode::None)]
     pub stdin: StdinMode,

@@ -150,3 +150,40 @@ pub fn waves(tasks: &[Task]) -> Vec<Vec<TaskId>> {
     }
     out
 }
+
+/// The tasks in progress that a pending task accepted by `could_run` waits on, through
+/// its open blockers, transitively; when such a task is ready already (so something in
+/// progress holds it back: a `--limit`, a scope), every task in progress. In id order.
+/// `tasks` are the list's open tasks.
+pub fn awaited_in_progress(
+    tasks: &[Task],
+    could_run: impl Fn(&Task) -> bool,
+) -> Vec<&Task> {
+    use crate::model::Status;
+    let by_id: HashMap<TaskId, &Task> = tasks.iter().map(|t| (t.id, t)).collect();
+    let in_progress = || tasks.iter().filter(|t| t.status == Status::InProgress);
+    let mut found: BTreeMap<TaskId, &Task> = BTreeMap::new();
+    let mut seen: BTreeSet<TaskId> = BTreeSet::new();
+    for t in tasks
+        .iter()
+        .filter(|t| t.status == Status::Pending && could_run(t))
+    {
+        if t.open_blockers.is_empty() {
+            return in_progress().collect();
+        }
+        let mut stack: Vec<TaskId> = t.open_blockers.clone();
+        while let Some(id) = stack.pop() {
+            if !seen.insert(id) {
+                continue;
+            }
+            match by_id.get(&id) {
+                Some(b) if b.status == Status::InProgress => {
+                    found.insert(id, b);
+                }
+                Some(b) => stack.extend(b.open_blockers.iter().copied()),
+                None => {} // closed (failed, cancelled): it unblocks nothing
+            }
+        }
+    }
+    found.into_values().collect()
+}

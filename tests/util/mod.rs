@@ -417,10 +417,27 @@ impl Store {
     }
 
     /// Every task of the list (`task-list --format json`, plus `args`), parsed.
+    /// Like [`Store::ok`], but a list that does not exist yet (nothing made it) may be
+    /// said on stderr, as task-list does for it: stdout.
+    pub fn ok_or_unknown_list<I, S>(&self, bin: &str, args: I) -> String
+    where
+        I: IntoIterator<Item = S>,
+        S: AsRef<OsStr>,
+    {
+        let r = self.exec(bin, args).expect_code(0);
+        assert!(
+            r.stderr.is_empty()
+                || (r.stderr.contains("does not exist (") && r.stderr.lines().count() == 1),
+            "unexpected stderr: {}",
+            r.stderr
+        );
+        r.stdout
+    }
+
     pub fn tasks(&self, args: &[&str]) -> Vec<Value> {
         let mut all = vec!["--format", "json"];
         all.extend_from_slice(args);
-        let out = self.ok("task-list", all);
+        let out = self.ok_or_unknown_list("task-list", all);
         serde_json::from_str::<Value>(&out)
             .unwrap_or_else(|e| panic!("bad JSON ({e}): {out}"))
             .as_array()

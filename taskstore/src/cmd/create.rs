@@ -70,7 +70,7 @@ pub fn run(a: CreateArgs, out: &mut dyn Write) -> Result<u8> {
             }]
         }
     };
-    let mut store = a.store.open(crate::store::Access::Write)?;
+    let mut store = a.store.open(crate::store::Access::Create)?;
     // One id per record: a record whose key exists stands for the task that has it.
     let ids = store.create(&a.store.list, &tasks, a.on_conflict)?;
     if a.format == CreateFormat::Ids {

@@ -134,6 +134,9 @@ pub fn run(a: ListArgs, out: &mut dyn Write) -> Result<u8> {
         } else {
             store.counts(list, &filter)?
         };
+        if counts.total() == 0 {
+            say_if_unknown(store.as_mut(), list)?;
+        }
         match a.format {
             ListFormat::Json | ListFormat::Jsonl => {
                 writeln!(out, "{}", output::counts_json(&counts))?
@@ -153,6 +156,9 @@ pub fn run(a: ListArgs, out: &mut dyn Write) -> Result<u8> {
         } else {
             store.tasks(list, &open)?
         };
+        if tasks.is_empty() {
+            say_if_unknown(store.as_mut(), list)?;
+        }
         let waves = graph::waves(&tasks);
         match a.format {
             // A line a task, wave by wave in claim order, with what orders the claim.
@@ -202,6 +208,9 @@ pub fn run(a: ListArgs, out: &mut dyn Write) -> Result<u8> {
     } else {
         store.tasks(list, &filter)?
     };
+    if tasks.is_empty() {
+        say_if_unknown(store.as_mut(), list)?;
+    }
     match a.format {
         ListFormat::Text => output::write_text(out, &tasks)?,
         ListFormat::Json => output::write_json(out, &tasks)?,
@@ -231,6 +240,15 @@ pub fn run(a: ListArgs, out: &mut dyn Write) -> Result<u8> {
         }
     }
     Ok(0)
+}
+
+/// An empty answer about a list that does not exist is still an answer (exit 0, as
+/// `grep` finding nothing), but a typo'd list must not pass silently: say so on stderr.
+fn say_if_unknown(store: &mut dyn crate::store::Store, list: &crate::model::ListId) -> Result<()> {
+    if let Some(msg) = crate::store::unknown_list(store, list)? {
+        eprintln!("task-list: {msg}");
+    }
+    Ok(())
 }
 
 /// `--history`: every event of the given tasks, oldest first.

@@ -69,7 +69,14 @@ pub fn run(a: UpdateArgs, out: &mut dyn Write) -> Result<u8> {
             output_dir: None,
         };
         let mut store = a.store.open(crate::store::Access::Write)?;
-        return match store.claim(&list, &claim)? {
+        let claimed = match a.wait {
+            false => store.claim(&list, &claim)?,
+            true => match claim_waiting(store.as_mut(), &claim, &list, a.timeout)? {
+                Ok(task) => task,
+                Err(code) => return Ok(code),
+            },
+        };
+        return match claimed {
             Some(task) => {
                 print(out, a.format.unwrap_or(UpdateFormat::Ids), &[task])?;
                 Ok(0)
@@ -122,6 +129,14 @@ pub fn run(a: UpdateArgs, out: &mut dyn Write) -> Result<u8> {
         Some(_) => (a.owner, None),
         None => (None, a.owner),
     };
+    // A change made under a claim (its --token, or --owner with a final status) is the
+    // holder's own, as the history says; anything else is the user's.
+    let by = match (author, a.token, &owner) {
+        (Some(author), _, _) => Some(author),
+        (None, Some(_), _) => None,
+        (None, None, Some(o)) if a.status.is_some_and(|s| s.is_terminal()) => Some(o.clone()),
+        _ => Some(crate::host::user()),
+    };
     let update = Update {
         status: a.status,
         owner: match (owner, a.no_owner) {
@@ -148,7 +163,7 @@ pub fn run(a: UpdateArgs, out: &mut dyn Write) -> Result<u8> {
             Some(n) if n.trim().is_empty() => bail!(usage, "the note is empty"),
             n => n,
         },
-        by: Some(author.unwrap_or_else(crate::host::user)),
+        by,
         if_status: a.if_status,
         token: a.token,
         lease: a.lease,
@@ -166,6 +181,63 @@ pub fn run(a: UpdateArgs, out: &mut dyn Write) -> Result<u8> {
     let mut store = a.store.open(crate::store::Access::Write)?;
     let tasks = store.update(&list, &ids, &update)?;
     print_if(out, a.format, &tasks)
+}
+
+/// `--claim --wait`: claim, else sleep until the list changes (or a lease may have run
+/// out: at least every second) and try again. Ends with the task, with None once nothing
+/// open is left that could still become claimable (every open task stalled behind a
+/// failure counts as nothing), or with exit 124 at the timeout.
+fn claim_waiting(
+    store: &mut dyn crate::store::Store,
+    claim: &Claim,
+    list: &crate::model::ListId,
+    timeout: Option<std::time::Duration>,
+) -> Result<std::result::Result<Option<Task>, u8>> {
+    use crate::model::{Status, StatusFilter};
+    use std::time::{Duration, Instant};
+    let deadline = timeout.map(|t| Instant::now() + t);
+    let mut waker = super::waker::Waker::new(store, list)?;
+    let open = crate::store::Filter {
+        statuses: vec![StatusFilter::Open],
+        ..Default::default()
+    };
+    loop {
+        if let Some(task) = store.claim(list, claim)? {
+            return Ok(Ok(Some(task)));
+        }
+        // With nothing in progress, nothing will change by itself: done when no pending
+        // task is ours to take (none matches the claim's --meta, or all are stalled).
+        let counts = store.counts(list, &open)?;
+        if counts.get(Status::InProgress) == 0 {
+            let pending = counts.get(Status::Pending);
+            let ours = crate::store::Filter {
+                statuses: vec![StatusFilter::Is(Status::Pending)],
+                metadata: claim.matching.clone(),
+                ..Default::default()
+            };
+            if pending == 0
+                || store.counts(list, &ours)?.total() == 0
+                || store.stalled(list)?.len() as u64 >= pending
+            {
+                return Ok(Ok(None));
+            }
+        }
+        // Sleep until a commit, the deadline, or a second (a lease may run out unseen).
+        let mut nap = Duration::from_secs(1);
+        if let Some(d) = deadline {
+            let left = d.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                eprintln!(
+                    "task-update: no task became claimable within {}",
+                    humantime::format_duration(timeout.unwrap_or_default())
+                );
+                return Ok(Err(Kind::Timeout.exit_code()));
+            }
+            nap = nap.min(left);
+        }
+        let until = Instant::now() + nap;
+        while Instant::now() < until && !waker.sleep(store, list, until - Instant::now())? {}
+    }
 }
 
 fn print_if(out: &mut dyn Write, format: Option<UpdateFormat>, tasks: &[Task]) -> Result<u8> {

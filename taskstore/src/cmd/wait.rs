@@ -191,6 +191,12 @@ pub fn run(args: WaitArgs, out: &mut dyn Write) -> Result<u8> {
     let list = &args.store.list;
     let mut waker = Waker::new(store.as_mut(), list)?;
     let mut state = State::read(store.as_mut(), &args, &ids, &me)?;
+    if state.tasks.is_empty() {
+        // Nothing to wait for in a list that was never made is a typo, not success.
+        if let Some(msg) = crate::store::unknown_list(store.as_mut(), list)? {
+            return Err(crate::Error::not_found(msg));
+        }
+    }
     let mut last_progress = Instant::now() - Duration::from_secs(1);
     let mut last_alive = Instant::now();
     let code = loop {
@@ -251,6 +257,9 @@ pub fn run(args: WaitArgs, out: &mut dyn Write) -> Result<u8> {
         state = State::read(store.as_mut(), &args, &ids, &me)?;
     };
     clear_progress(show_progress);
+    if code == 0 && args.cancel_rest {
+        state = cancel_rest(store.as_mut(), &args, &ids, &me, state)?;
+    }
     output_state(
         out,
         &args,
@@ -259,6 +268,42 @@ pub fn run(args: WaitArgs, out: &mut dyn Write) -> Result<u8> {
         Some(store.as_mut()),
     )?;
     Ok(code)
+}
+
+/// `--cancel-rest`: cancel the awaited tasks still open, all in one transaction. A task
+/// that closes meanwhile makes the compare-and-set fail: read again and retry.
+fn cancel_rest(
+    store: &mut dyn Store,
+    args: &WaitArgs,
+    ids: &[TaskId],
+    me: &str,
+    mut state: State,
+) -> Result<State> {
+    let list = &args.store.list;
+    let cancel = crate::store::Update {
+        status: Some(Status::Cancelled),
+        if_status: vec![Status::Pending, Status::InProgress],
+        log_line: Some("cancelled by task-wait --cancel-rest: the wait was satisfied".into()),
+        by: Some("task-wait".into()),
+        ..Default::default()
+    };
+    loop {
+        let open: Vec<TaskId> = state
+            .tasks
+            .iter()
+            .filter(|t| !t.status.is_terminal())
+            .map(|t| t.id)
+            .collect();
+        if open.is_empty() {
+            return Ok(state);
+        }
+        match store.update(list, &open, &cancel) {
+            Err(e) if e.kind == Kind::Conflict => {}
+            Err(e) => return Err(e),
+            Ok(_) => {}
+        }
+        state = State::read(store, args, ids, me)?;
+    }
 }
 
 fn clear_progress(shown: bool) {

@@ -1,9 +1,9 @@
 //! The store interface every binary uses. It speaks tasks, filters, claims and a change
 //! signal — never SQL or driver types. Rules that do not depend on the engine (what
 //! becomes of a lost claim, what its log says, keys and references) live here, once;
-//! the SQL of every operation lives once in `sql.rs`, over a small `Db` interface that
-//! each backend (`sqlite.rs`, `postgres.rs`) implements with its connection, its few
-//! dialect differences and its change signal.
+//! the SQL of every operation lives once in `sql.rs` and its submodules, over a small
+//! `Db` interface that each backend (`sqlite.rs`, `postgres.rs`) implements with its
+//! connection, its few dialect differences and its change signal.
 
 mod pg_schema;
 #[cfg(feature = "tls")]
@@ -37,6 +37,16 @@ pub struct Filter {
     /// Every one of these metadata key/value pairs (AND).
     pub metadata: Vec<(String, Value)>,
     pub limit: Option<u64>,
+}
+
+impl Filter {
+    /// Exactly these tasks.
+    pub fn ids(ids: impl IntoIterator<Item = TaskId>) -> Filter {
+        Filter {
+            ids: ids.into_iter().collect(),
+            ..Filter::default()
+        }
+    }
 }
 
 /// Per-status counts, indexed like `Status::ALL`.
@@ -433,6 +443,22 @@ pub fn stalled_among(store: &mut dyn Store, list: &ListId, tasks: &[Task]) -> Re
     Ok(stalled)
 }
 
+/// When `list` never had a task (a typo in `--list` or `CLAUDE_CODE_TASK_LIST_ID`): a
+/// message naming it and the lists the store has. A list whose tasks were all deleted
+/// still exists. Callers ask only once they found no task, so a busy list costs nothing.
+pub fn unknown_list(store: &mut dyn Store, list: &ListId) -> Result<Option<String>> {
+    let lists = store.lists()?;
+    if lists.iter().any(|l| l.name == list.as_str()) {
+        return Ok(None);
+    }
+    let names: Vec<&str> = lists.iter().map(|l| l.name.as_str()).collect();
+    let have = match names.len() {
+        0 => "the store has no lists yet".to_string(),
+        _ => format!("the store's lists: {}", names.join(", ")),
+    };
+    Ok(Some(format!("list '{list}' does not exist ({have})")))
+}
+
 /// Why the claim on an in-progress task is lost, if it is: its lease ran out (`now` in
 /// ms), or its holder is a process of `host` that is gone.
 pub fn loss(t: &Task, now: i64, host: &str, alive: &dyn Fn(&Holder) -> bool) -> Option<String> {
@@ -529,6 +555,23 @@ pub enum Access {
     /// Mostly reads (task-list, task-wait).
     Read,
     Write,
+    /// Writes, and makes the store when there is none (task-create, task-sync,
+    /// `worker-spawn --follow`). The others refuse a store that does not exist: a typo
+    /// in `TASK_DB` must not pass for an empty store (`task-wait && deploy`).
+    Create,
+}
+
+impl Access {
+    pub fn writes(self) -> bool {
+        self != Access::Read
+    }
+}
+
+/// The error of a command that may not create the store and finds none at `name`.
+fn no_store(name: &str, what: &str) -> Error {
+    Error::not_found(format!(
+        "no task store at {name}{what} — task-create makes one; check --db/TASK_DB"
+    ))
 }
 
 /// How long a long-running command (worker-spawn, task-wait without --timeout) keeps

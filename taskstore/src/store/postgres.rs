@@ -4,7 +4,7 @@
 
 use super::pg_schema::{MIGRATIONS, SCHEMA_VERSION};
 use super::sql::{Arg, Db, Dialect, Row};
-use super::{display_name, Access};
+use super::{display_name, no_store, Access};
 use crate::error::{Cause, Error, Result};
 use crate::model::ListId;
 use crate::probe;
@@ -65,7 +65,14 @@ impl PgDb {
             changes: 0,
             patience: Duration::ZERO,
         };
-        let _ = access;
+        if access != Access::Create && db.version().map_err(at)?.is_none() {
+            // Creating the schema is for the commands that may make a store; a reader
+            // (perhaps a read-only role) is told, and nothing is created.
+            return Err(no_store(
+                &name,
+                " (the database has no parallel-tasks schema)",
+            ));
+        }
         db.migrate().map_err(at)?;
         probe::phase("open");
         Ok(db)

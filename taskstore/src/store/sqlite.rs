@@ -2,7 +2,7 @@
 
 use super::schema::{MIGRATIONS, SCHEMA_VERSION};
 use super::sql::{Arg, Db, Dialect, Row};
-use super::{newer_schema, Access, Sync};
+use super::{newer_schema, no_store, Access, Sync};
 use crate::bail;
 use crate::error::{Cause, Error, Result};
 use crate::model::ListId;
@@ -80,7 +80,15 @@ fn wal_path(db: &Path) -> PathBuf {
 impl SqliteDb {
     pub fn open(path: &Path, sync: Sync, access: Access) -> Result<SqliteDb> {
         let at = |e: Error| e.context(format!("store {}", path.display()));
-        create_file(path).map_err(at)?;
+        if path.is_dir() {
+            return Err(at(Error::store("it is a directory, not a task database")));
+        }
+        if access == Access::Create {
+            create_file(path).map_err(at)?;
+        } else if !path.exists() {
+            // Not even its folder is made: nothing is left behind by a typo.
+            return Err(no_store(&path.display().to_string(), ""));
+        }
         let conn = Connection::open_with_flags(
             path,
             OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX,
@@ -89,12 +97,13 @@ impl SqliteDb {
         let mut store = SqliteDb {
             conn,
             path: path.to_path_buf(),
-            bound_wal: access == Access::Write && sync == Sync::Normal,
+            bound_wal: access.writes() && sync == Sync::Normal,
             watcher: None,
         };
-        store
-            .prepare(sync, access)
-            .map_err(|e| at(explain_unwritable(e, path)))?;
+        store.prepare(sync, access).map_err(|e| match e.kind {
+            crate::error::Kind::NotFound => e, // it names the store itself
+            _ => at(explain_unwritable(e, path)),
+        })?;
         probe::phase("open");
         Ok(store)
     }
@@ -124,6 +133,13 @@ impl SqliteDb {
         let version = user_version(&self.conn)?;
         if version > SCHEMA_VERSION {
             return Err(newer_schema(version));
+        }
+        if version == 0 && access != Access::Create {
+            // An empty file (`touch`ed, or left by an interrupted first run): no store.
+            return Err(no_store(
+                &self.path.display().to_string(),
+                " (the file holds none)",
+            ));
         }
         if version < SCHEMA_VERSION {
             self.migrate()?;
@@ -181,9 +197,6 @@ impl SqliteDb {
 fn create_file(path: &Path) -> Result<()> {
     use std::fs::{DirBuilder, OpenOptions};
     use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
-    if path.is_dir() {
-        bail!(store, "it is a directory, not a task database");
-    }
     if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
         if !parent.exists() {
             DirBuilder::new()

@@ -37,7 +37,7 @@ pub enum Side {
 
 /// Fork the pool off. The caller prints its pid and log file.
 pub fn start(args: &SpawnArgs, out: &mut dyn Write) -> Result<Side> {
-    drop(args.store.open(crate::store::Access::Write)?);
+    drop(args.store.open(super::access(args))?);
     let dir = log_dir(args)?;
     let list = args.store.list.clone();
     let (mut from_pool, mut to_caller) = std::io::pipe()?;

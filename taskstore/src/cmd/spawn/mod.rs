@@ -16,7 +16,7 @@ pub use pools::alive as pool_alive;
 use crate::cli::SpawnArgs;
 use crate::error::{Error, Kind, Result};
 use crate::host;
-use crate::model::{Status, StatusFilter, Task};
+use crate::model::{Status, StatusFilter, Task, TaskId};
 use crate::signals::{self, Signals};
 use crate::store::{Claim, Filter, Holder, Outcome, Store};
 use guardian::Guardian;
@@ -35,6 +35,9 @@ enum Stop {
     /// The lease could not be renewed: another worker took the task over.
     Lost,
     Shutdown,
+    /// Someone else cancelled, deleted, completed, failed or released the task while
+    /// its command ran (or the command finished its own task with its token).
+    Changed,
 }
 
 struct Running {
@@ -69,6 +72,11 @@ struct Shared {
     completed: AtomicU64,
     failed: AtomicU64,
     retried: AtomicU64,
+    /// Commands stopped because their task was cancelled, deleted or finished from outside.
+    stopped: AtomicU64,
+    /// What the pool waits for while it has nothing to claim (said on stderr and on the
+    /// progress line), and when it last said so.
+    waiting: Mutex<Option<(String, Instant)>>,
     error: Mutex<Option<Error>>,
 }
 
@@ -141,6 +149,15 @@ impl Shared {
     }
 }
 
+/// A pool that serves new tasks until stopped (`--follow`) may be started before the
+/// first task exists, so it makes the store; any other pool needs one to work on.
+fn access(args: &SpawnArgs) -> crate::store::Access {
+    match args.follow {
+        true => crate::store::Access::Create,
+        false => crate::store::Access::Write,
+    }
+}
+
 pub fn run(args: SpawnArgs, out: &mut dyn Write) -> Result<u8> {
     if args.stop {
         return pools::stop(&args, out);
@@ -174,7 +191,7 @@ pub fn run(args: SpawnArgs, out: &mut dyn Write) -> Result<u8> {
             .display()
             .to_string(),
     };
-    let mut store = args.store.open(crate::store::Access::Write)?;
+    let mut store = args.store.open(access(&args))?;
     // A server restart under a running pool is survived; its commands keep running.
     store.keep_trying(crate::store::PATIENCE);
     pools::forget_dead(store.as_mut(), &hostname)?;
@@ -199,6 +216,8 @@ pub fn run(args: SpawnArgs, out: &mut dyn Write) -> Result<u8> {
         completed: AtomicU64::new(0),
         failed: AtomicU64::new(0),
         retried: AtomicU64::new(0),
+        stopped: AtomicU64::new(0),
+        waiting: Mutex::new(None),
         error: Mutex::new(None),
     });
     // A second SIGINT while we shut down ends the process at once; the guardian then
@@ -233,8 +252,12 @@ pub fn run(args: SpawnArgs, out: &mut dyn Write) -> Result<u8> {
         shared.failed.load(SeqCst),
         shared.retried.load(SeqCst),
     );
+    let stopped = match shared.stopped.load(SeqCst) {
+        0 => String::new(),
+        n => format!(", {n} stopped"),
+    };
     eprintln!(
-        "worker-spawn: {c} completed, {f} failed, {r} retried in {:.1}s",
+        "worker-spawn: {c} completed, {f} failed, {r} retried{stopped} in {:.1}s",
         started.elapsed().as_secs_f64()
     );
     if let Some(sig) = sig {
@@ -267,6 +290,12 @@ fn supervise(
     let mut last_seen = Instant::now();
     let mut last_progress = Instant::now() - Duration::from_secs(1);
     let mut sig = None;
+    // Others' commits to the list: each is a reason to look whether a running task was
+    // cancelled, deleted or finished from outside.
+    let mut seen = shared
+        .store()
+        .change_counter(&a.store.list)
+        .unwrap_or_default();
     while !workers.iter().all(|w| w.is_finished()) {
         if let (None, Some(s)) = (sig, signals.received()) {
             sig = Some(s);
@@ -292,6 +321,13 @@ fn supervise(
                 }
             }
         }
+        if !shared.running().is_empty() {
+            let counter = shared.store().change_counter(&a.store.list);
+            if let Some(c) = counter.ok().filter(|&c| c != seen) {
+                seen = c;
+                stop_taken_back(shared);
+            }
+        }
         if last_renew.elapsed() >= renew_every {
             last_renew = Instant::now();
             renew(shared);
@@ -309,6 +345,85 @@ fn supervise(
         std::thread::sleep(Duration::from_millis(10));
     }
     sig
+}
+
+/// Stop the command of every running task that is no longer ours: cancelled, deleted,
+/// completed, failed or released by someone else (or by the command itself, with its
+/// token), or taken over under another claim. What became of it is settled by its worker
+/// once the command is gone (`settle_changed`).
+fn stop_taken_back(shared: &Shared) {
+    let held: Vec<(usize, TaskId, i64)> = shared
+        .running()
+        .iter()
+        .filter(|(_, r)| r.stop.is_none())
+        .map(|(&n, r)| (n, r.task.id, r.token))
+        .collect();
+    for (n, id, token) in held {
+        let now = shared
+            .store()
+            .tasks(&shared.args.store.list, &Filter::ids([id]));
+        let why = match now {
+            Err(e) if e.kind == Kind::NotFound => Stop::Changed,
+            Ok(t) if t[0].status != Status::InProgress => Stop::Changed,
+            Ok(t) if t[0].claim_token != Some(token) => Stop::Lost,
+            _ => continue,
+        };
+        if why == Stop::Lost {
+            eprintln!(
+                "worker-spawn: task {id} was taken over by another worker; stopping its command"
+            );
+        }
+        if let Some(r) = shared.running().get_mut(&n) {
+            r.stop = Some((why, Instant::now()));
+            let _ = killpg(Pid::from_raw(r.pgid), Signal::SIGTERM);
+        }
+    }
+}
+
+/// After a command was stopped because its task changed under it: keep the new state and
+/// say what happened. A task the command finished itself (its history names our worker)
+/// counts as completed or failed; anything else counts as stopped, with a history note.
+fn settle_changed(shared: &Shared, task: &Task, owner: &str) -> Result<()> {
+    let list = &shared.args.store.list;
+    let mut store = shared.store();
+    let now = match store.tasks(list, &Filter::ids([task.id])) {
+        Err(e) if e.kind == Kind::NotFound => {
+            shared.stopped.fetch_add(1, SeqCst);
+            eprintln!(
+                "worker-spawn: task {} was deleted while running; its command was stopped",
+                task.id
+            );
+            return Ok(());
+        }
+        r => r?.remove(0),
+    };
+    let last = store.history(list, &[task.id], Some(1))?.pop();
+    let by = last.and_then(|e| e.by).unwrap_or_else(|| "someone".into());
+    if by == owner && now.status.is_terminal() {
+        let counter = match now.status {
+            Status::Completed => &shared.completed,
+            _ => &shared.failed,
+        };
+        counter.fetch_add(1, SeqCst);
+        return Ok(());
+    }
+    shared.stopped.fetch_add(1, SeqCst);
+    let what = match now.status {
+        Status::Pending => "released".to_string(),
+        s => s.to_string(),
+    };
+    eprintln!(
+        "worker-spawn: task {} was {what} by {by} while running; its command was stopped",
+        task.id
+    );
+    let note = crate::store::Update {
+        note: Some(format!("stopped: {what} by {by} while running")),
+        by: Some(owner.to_string()),
+        ..Default::default()
+    };
+    store.update(list, &[task.id], &note)?;
+    shared.committed();
+    Ok(())
 }
 
 fn renew(shared: &Shared) {
@@ -353,8 +468,12 @@ fn progress(shared: &Shared, started: Instant) {
     } else {
         String::new()
     };
+    let waiting = match &*shared.waiting.lock().unwrap_or_else(|e| e.into_inner()) {
+        Some((what, _)) => format!(", waiting for {what}"),
+        None => String::new(),
+    };
     eprint!(
-        "\rworker-spawn: {done}/{} done, {} running, {} failed{eta}\x1b[K",
+        "\rworker-spawn: {done}/{} done, {} running, {} failed{eta}{waiting}\x1b[K",
         c.total(),
         c.get(Status::InProgress),
         c.get(Status::Failed)
@@ -431,14 +550,8 @@ fn worker(shared: &Shared, n: usize) {
 /// nothing is in progress anywhere in the list that could unblock work (unless --follow).
 fn idle(shared: &Shared, before: u64) -> Result<bool> {
     shared.recover_dead()?;
-    if !shared.args.follow {
-        let in_progress = shared
-            .store()
-            .counts(&shared.args.store.list, &Shared::filter_in_progress())?
-            .get(Status::InProgress);
-        if in_progress == 0 && shared.version()? == before {
-            return Ok(false);
-        }
+    if !shared.args.follow && !worth_waiting(shared)? && shared.version()? == before {
+        return Ok(false);
     }
     // Poll the change counter, 1 ms after activity growing to 20 ms; look again at
     // least every second anyway, for leases that run out without any commit.
@@ -455,6 +568,88 @@ fn idle(shared: &Shared, before: u64) -> Result<bool> {
         nap = (nap * 2).min(Duration::from_millis(20));
     }
     Ok(true)
+}
+
+/// Whether an idle worker should wait for tasks in progress: while the pool itself runs
+/// one (it may unblock work, and the pool ends with it anyway); while a pending task this
+/// pool could run waits, through its blockers, on a task in progress elsewhere, or is
+/// ready but held back (a `--limit` or a scope held by a task in progress); or while a
+/// task it could run is held elsewhere under a lease (should its holder die, the lease
+/// runs out and this pool takes it over). A lease-less claim that nothing waits on — a
+/// shell worker that died holding it — keeps no pool alive. The lease-less claims it
+/// waits for are said on stderr once, and again each minute (a person must free them).
+fn worth_waiting(shared: &Shared) -> Result<bool> {
+    let list = &shared.args.store.list;
+    let in_progress = shared
+        .store()
+        .counts(list, &Shared::filter_in_progress())?
+        .get(Status::InProgress);
+    if in_progress == 0 {
+        return Ok(false);
+    }
+    if !shared.running().is_empty() {
+        return Ok(true);
+    }
+    let open = Filter {
+        statuses: vec![StatusFilter::Open],
+        ..Filter::default()
+    };
+    let tasks = shared.store().tasks(list, &open)?;
+    let ours = |t: &Task| {
+        shared
+            .args
+            .metadata
+            .iter()
+            .all(|(k, v)| t.metadata.get(k) == Some(v))
+    };
+    let mut awaited = crate::graph::awaited_in_progress(&tasks, |t| t.owner.is_none() && ours(t));
+    let leased = tasks
+        .iter()
+        .filter(|t| t.status == Status::InProgress && t.lease_until.is_some() && ours(t));
+    awaited.extend(leased);
+    let mut waiting = shared.waiting.lock().unwrap_or_else(|e| e.into_inner());
+    if awaited.is_empty() {
+        *waiting = None;
+        return Ok(false);
+    }
+    awaited.sort_by_key(|t| t.id);
+    awaited.dedup_by_key(|t| t.id);
+    let what = awaited
+        .iter()
+        .map(|t| held_phrase(t))
+        .collect::<Vec<_>>()
+        .join("; ");
+    let unleased = awaited.iter().any(|t| t.lease_until.is_none());
+    let say = match &*waiting {
+        Some((said, at)) => *said != what || at.elapsed() >= Duration::from_secs(60),
+        None => true,
+    };
+    if say && unleased {
+        eprintln!("worker-spawn: waiting for {what}");
+    }
+    if say {
+        *waiting = Some((what, Instant::now()));
+    }
+    Ok(true)
+}
+
+/// `#1 (in progress by shellw since 13:40 UTC, no lease — task-update 1 --release gives
+/// it back)`: who holds a task the pool waits for, and how a person frees it.
+fn held_phrase(t: &Task) -> String {
+    let hhmm = |ms: i64| {
+        let s = crate::time::rfc3339(ms);
+        format!("{} UTC", s.get(11..16).unwrap_or(&s))
+    };
+    let owner = t.owner.as_deref().unwrap_or("nobody");
+    let since = t
+        .started_at
+        .map(|s| format!(" since {}", hhmm(s)))
+        .unwrap_or_default();
+    let lease = match t.lease_until {
+        Some(u) => format!("lease until {}", hhmm(u)),
+        None => format!("no lease — task-update {} --release gives it back", t.id.0),
+    };
+    format!("{} (in progress by {owner}{since}, {lease})", t.id)
 }
 
 /// How a command or a check ended.
@@ -622,6 +817,11 @@ fn run_task(shared: &Shared, n: usize, task: Task, cx: &child::Context) {
         }
     }
     let Ran { stop, code, cap } = ran;
+    // A command that cannot be started (126, 127) fails the same way every time; so do
+    // the exit codes the user names as permanent (--no-retry-on).
+    if stop.is_none() && (code == 126 || code == 127 || a.no_retry_on.contains(&code)) {
+        for_good = true;
+    }
     let outcome = |status| Outcome {
         status,
         result: Some(cap.result(a.max_output)),
@@ -633,6 +833,7 @@ fn run_task(shared: &Shared, n: usize, task: Task, cx: &child::Context) {
     let result = match stop {
         Some(Stop::Shutdown) => shared.store().unclaim(list, task.id, token, true),
         Some(Stop::Lost) => Ok(()),
+        Some(Stop::Changed) => settle_changed(shared, &task, cx.owner),
         _ if code == 0 => shared
             .store()
             .finish(list, task.id, token, &outcome(Status::Completed))
@@ -659,6 +860,9 @@ fn run_task(shared: &Shared, n: usize, task: Task, cx: &child::Context) {
                 shared.failed.fetch_add(1, SeqCst);
                 let why = match (check_failed.is_some(), recorded_code) {
                     (true, _) => format!("its check exited {code}"),
+                    (_, true) if for_good && task.attempts < task.max_attempts => {
+                        format!("exit code {code}, not retried")
+                    }
                     (_, true) => format!("exit code {code}"),
                     (_, false) if for_good => "its blockers' branches do not merge".into(),
                     (_, false) => "its worktree could not be prepared".into(),

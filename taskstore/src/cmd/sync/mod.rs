@@ -46,7 +46,7 @@ pub fn run(args: SyncArgs, out: &mut dyn Write) -> Result<u8> {
         None => claude::default_dir(list)?,
     };
     // The store first: a store that fails leaves no folder behind.
-    let mut store = args.store.open(Access::Write)?;
+    let mut store = args.store.open(Access::Create)?;
     let dir = Dir::open(path)?;
     if args.follow {
         store.keep_trying(PATIENCE);

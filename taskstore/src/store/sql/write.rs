@@ -60,19 +60,20 @@ pub(super) fn update<D: Db>(
                 check_token(id, &cur, token)?;
             }
             if let (Some(new), OwnerChange::Set(name)) = (u.status, &u.owner) {
-                // Nobody holds it either when a takeover gave it back to pending: a
-                // stale worker must not finish it then.
+                // Only a claim in progress is held: nobody holds a task a takeover gave
+                // back to pending, or failed for want of attempts, so a stale worker of
+                // that name must not finish it then.
                 match &cur.owner {
                     _ if !new.is_terminal() => {}
                     Some(holder) if holder != name => {
                         bail!(conflict, "task {id} is held by '{holder}', not '{name}'")
                     }
-                    None => bail!(
+                    _ if cur.status != Status::InProgress => bail!(
                         conflict,
                         "task {id} is not held by '{name}': it is {} and nobody holds it",
                         cur.status
                     ),
-                    Some(_) => {}
+                    _ => {}
                 }
             }
             let mut args = Args::default();
@@ -134,6 +135,11 @@ pub(super) fn update<D: Db>(
                         // Back to pending: nobody holds it, so any worker may claim it.
                         Status::Pending => {
                             sets.push(UNCLAIMED.into());
+                            if cur.status.is_terminal() {
+                                // Reopened: a fresh budget (the history keeps the
+                                // attempts it had), else a retry runs it once at most.
+                                sets.push("attempts = 0".into());
+                            }
                             if u.owner == OwnerChange::Keep {
                                 sets.push("owner = NULL".into());
                             }
@@ -189,7 +195,8 @@ pub(super) fn update<D: Db>(
             for &b in &remove_blocks {
                 tx.remove_edge(lpk, id, b)?;
             }
-            let by = u.by.as_deref();
+            // Without a name, the change is the holder's own (made under its claim token).
+            let by = u.by.as_deref().or(cur.owner.as_deref());
             let fields = u.fields();
             if !fields.is_empty() {
                 let mut detail = json!({ "fields": fields });
