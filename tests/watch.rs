@@ -446,3 +446,53 @@ fn watching_named_tasks_follows_them_through_a_deletion() {
     );
     assert_eq!(r.stdout.lines().count(), 4, "{}", r.stdout);
 }
+
+/// Every transition arrives, in order, once — however close together: a claim and a
+/// completion in one shell line (well within one read of the store) still show the task
+/// `in_progress` before `completed`; a retry's way back to pending and a second claim
+/// too. (Before the stream followed the store's events, the first two folded into one.)
+#[test]
+fn a_claim_completed_at_once_is_still_seen_in_progress() {
+    let s = Store::new();
+    s.create("quick", &[]);
+    s.create("twice", &["--max-attempts", "2"]);
+    let w = Bg::start(&s, "task-list", &["--watch", "--format", "jsonl"]);
+    line(&w, 2);
+    s.sh("task-update --claim 1 --owner w1 >/dev/null && task-update 1 -s completed")
+        .expect_code(0);
+    s.sh(
+        "task-update --claim 2 --owner w2 >/dev/null && task-update 2 -s failed && \
+         task-update 2 -s pending && task-update --claim 2 --owner w3 >/dev/null && \
+         task-update 2 -s completed --owner w3",
+    )
+    .expect_code(0);
+    wait_until(DEADLINE, || {
+        lines(&w)
+            .iter()
+            .filter(|l| l["id"] == "2" && l["status"] == "completed")
+            .count()
+            == 1
+    });
+    let seen = |id: &str| -> Vec<String> {
+        lines(&w)
+            .iter()
+            .filter(|l| l["id"] == id)
+            .map(|l| format!("{} {}", l["status"].as_str().unwrap(), l["owner"]))
+            .collect()
+    };
+    assert_eq!(
+        seen("1"),
+        ["pending null", "in_progress \"w1\"", "completed \"w1\""]
+    );
+    assert_eq!(
+        seen("2"),
+        [
+            "pending null",
+            "in_progress \"w2\"",
+            "failed \"w2\"",
+            "pending null",
+            "in_progress \"w3\"",
+            "completed \"w3\""
+        ]
+    );
+}

@@ -285,6 +285,13 @@ pub trait Store: Send {
     /// `last`, only each task's last so many.
     fn history(&mut self, list: &ListId, ids: &[TaskId], last: Option<usize>)
         -> Result<Vec<Event>>;
+    /// The sequence number of the list's last event (0 without any).
+    fn last_event(&mut self, list: &ListId) -> Result<i64>;
+    /// The list's events (of tasks that still exist) whose sequence number is above
+    /// `after`, at most `max`, in sequence order, each with its number. Numbers grow with
+    /// each event, but on PostgreSQL a transaction may commit an event numbered below one
+    /// already seen: a follower reads again from a little before what it saw.
+    fn events_after(&mut self, list: &ListId, after: i64, max: usize) -> Result<Vec<(i64, Event)>>;
     /// The recorded pools, of one list or of all.
     fn pools(&mut self, list: Option<&ListId>) -> Result<Vec<Pool>>;
     /// task-sync's pairs of the list, by task id.

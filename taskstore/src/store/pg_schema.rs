@@ -233,6 +233,10 @@ WITH RECURSIVE chain(list_id, id, d) AS (
 deepest AS (SELECT list_id, id, MAX(d) AS d FROM chain GROUP BY list_id, id)
 UPDATE tasks t SET depth = deepest.d FROM deepest WHERE t.list_id = deepest.list_id AND t.id = deepest.id;
 "#,
+    // 6: the list's events by id, for `task-list --watch --format jsonl` (SQLite's 8).
+    r#"
+CREATE INDEX events_by_list ON events (list_id, id);
+"#,
 ];
 
 pub const SCHEMA_VERSION: i64 = MIGRATIONS.len() as i64;

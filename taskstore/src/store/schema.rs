@@ -218,6 +218,11 @@ UPDATE tasks SET depth = (SELECT d FROM depth_init i WHERE i.list_id = tasks.lis
  WHERE status IN ('pending','in_progress');
 DROP TABLE depth_init;
 "#,
+    // 8: the list's events in commit order, for `task-list --watch --format jsonl`, which
+    //    follows them so that every transition is streamed, however close together.
+    r#"
+CREATE INDEX events_by_list ON events (list_id, id);
+"#,
 ];
 
 pub const SCHEMA_VERSION: i64 = MIGRATIONS.len() as i64;

@@ -353,6 +353,14 @@ impl<D: Db> Store for SqlStore<D> {
         read::history(self, list, ids, last)
     }
 
+    fn last_event(&mut self, list: &ListId) -> Result<i64> {
+        read::last_event(self, list)
+    }
+
+    fn events_after(&mut self, list: &ListId, after: i64, max: usize) -> Result<Vec<(i64, Event)>> {
+        read::events_after(self, list, after, max)
+    }
+
     fn pools(&mut self, list: Option<&ListId>) -> Result<Vec<Pool>> {
         pool::pools(self, list)
     }

@@ -71,6 +71,10 @@ impl<'a> Follower<'a> {
         self.w.list
     }
 
+    pub fn store(&mut self) -> &mut dyn Store {
+        self.w.store
+    }
+
     pub fn until_done(&self) -> bool {
         self.w.until_done
     }

@@ -1,28 +1,35 @@
 //! `task-list --watch --format jsonl` (and `--watch` off a terminal): the matching
-//! tasks, then a line for each task each time it is seen changed, like `kubectl get -w`.
+//! tasks, then a line for each task each time it changes, like `kubectl get -w`.
 //!
 //! A line is the task's JSON object as `--format jsonl` prints it; a task that leaves
 //! the watched set (deleted, or no longer matching the filter, like a deleted object in
 //! a Kubernetes watch) gets `{"id":…,"gone":true}`.
-//! Lines come in the order the changes were seen; changes closer together than one
-//! read of the store (a few milliseconds) fold into the later one, so a task's last
-//! line is always its current state and no line repeats the one before it.
+//! The stream follows the task events the store keeps, so every transition of status
+//! arrives once and in order, however close together (a task claimed and completed
+//! within a millisecond is still seen `in_progress`): a transition that is not the task's
+//! latest is printed as the task's line with that status (and owner, attempt); the
+//! latest, and any other change, as the task is now. No line repeats the one before it.
 
 use super::{Follower, Snapshot};
 use crate::error::Result;
-use crate::model::TaskId;
+use crate::model::{Event, Status, TaskId};
 use crate::output;
 use crate::signals::{self, Signals};
+use crate::store::Store;
 use serde_json::json;
+use serde_json::Value;
 use std::collections::BTreeMap;
 use std::io::Write;
 use std::os::fd::AsFd;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 pub fn run(f: &mut Follower, signals: &Signals, out: &mut dyn Write) -> Result<u8> {
     let mut last: BTreeMap<TaskId, String> = BTreeMap::new();
+    let mut events = Events::start(f)?;
     loop {
+        let fresh = events.read(f)?;
         let snap = f.read()?;
+        print_transitions(&snap, &fresh, &mut last, out)?;
         print_changes(&snap, &mut last, out)?;
         out.flush()?;
         if f.until_done() && snap.settled() {
@@ -40,6 +47,115 @@ pub fn run(f: &mut Follower, signals: &Signals, out: &mut dyn Write) -> Result<u
             }
         }
     }
+}
+
+/// The events read since the last call, each once. On PostgreSQL an event can commit
+/// after one numbered above it was read, so the read starts below the newest number seen:
+/// at the newest number that was seen more than `LAG` ago (transitions commit within
+/// milliseconds of being numbered), and what was seen since is skipped.
+struct Events {
+    low: i64,
+    seen: BTreeMap<i64, Instant>,
+}
+
+const LAG: Duration = Duration::from_secs(2);
+const PAGE: usize = 10_000;
+
+impl Events {
+    fn start(f: &mut Follower) -> Result<Events> {
+        let list = f.list().clone();
+        Ok(Events {
+            low: f.store().last_event(&list)?,
+            seen: BTreeMap::new(),
+        })
+    }
+
+    fn read(&mut self, f: &mut Follower) -> Result<Vec<Event>> {
+        let list = f.list().clone();
+        let store: &mut dyn Store = f.store();
+        let now = Instant::now();
+        let mut fresh = Vec::new();
+        let mut after = self.low;
+        loop {
+            let page = store.events_after(&list, after, PAGE)?;
+            let full = page.len() == PAGE;
+            for (n, e) in page {
+                after = n;
+                if self.seen.insert(n, now).is_none() {
+                    fresh.push(e);
+                }
+            }
+            if !full {
+                break;
+            }
+        }
+        while let Some((&n, &at)) = self.seen.first_key_value() {
+            if now.duration_since(at) < LAG {
+                break;
+            }
+            self.low = self.low.max(n);
+            self.seen.remove(&n);
+        }
+        Ok(fresh)
+    }
+}
+
+/// The status (and owner, when it changes) a task event leaves its task in, if it moves
+/// the task from one status to another.
+fn transition(e: &Event) -> Option<(Status, Option<Value>)> {
+    let detail_status = || e.detail.get("status")?.as_str()?.parse::<Status>().ok();
+    match e.kind.as_str() {
+        "claimed" => Some((Status::InProgress, Some(Value::from(e.by.clone())))),
+        "released" | "retried" => Some((Status::Pending, Some(Value::Null))),
+        "taken_over" => Some((detail_status()?, Some(Value::Null))),
+        "finished" | "edited" => Some((detail_status()?, None)),
+        _ => None,
+    }
+}
+
+/// Every transition of a watched task but its latest (which the task as it is now
+/// shows), as the task's line with that status; one whose status is the one last printed
+/// for the task was printed already (by a read that came after its commit).
+fn print_transitions(
+    snap: &Snapshot,
+    fresh: &[Event],
+    last: &mut BTreeMap<TaskId, String>,
+    out: &mut dyn Write,
+) -> Result<()> {
+    let now: BTreeMap<TaskId, &crate::model::Task> = snap.tasks.iter().map(|t| (t.id, t)).collect();
+    let moves: Vec<(&Event, (Status, Option<Value>))> = fresh
+        .iter()
+        .filter(|e| now.contains_key(&e.task))
+        .filter_map(|e| Some((e, transition(e)?)))
+        .collect();
+    let mut latest: BTreeMap<TaskId, usize> = BTreeMap::new();
+    for (i, (e, _)) in moves.iter().enumerate() {
+        latest.insert(e.task, i);
+    }
+    for (i, (e, (status, owner))) in moves.iter().enumerate() {
+        if latest[&e.task] == i {
+            continue;
+        }
+        let shown = last
+            .get(&e.task)
+            .and_then(|l| serde_json::from_str::<Value>(l).ok())
+            .and_then(|v| v["status"].as_str().map(str::to_string));
+        if shown.as_deref() == Some(status.as_str()) {
+            continue;
+        }
+        let mut v = output::task_json(now[&e.task]);
+        v["status"] = Value::from(status.as_str());
+        if let Some(owner) = owner {
+            v["owner"] = owner.clone();
+        }
+        if let Some(a) = e.detail.get("attempt").filter(|_| e.kind == "claimed") {
+            v["attempts"] = a.clone();
+        }
+        let line = v.to_string();
+        writeln!(out, "{line}")?;
+        last.insert(e.task, line);
+    }
+    Ok(())
 }
 
 fn print_changes(

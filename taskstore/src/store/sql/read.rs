@@ -136,3 +136,48 @@ pub(super) fn history<D: Db>(
         Ok(out)
     })
 }
+
+pub(super) fn events_after<D: Db>(
+    store: &mut SqlStore<D>,
+    list: &ListId,
+    after: i64,
+    max: usize,
+) -> Result<Vec<(i64, Event)>> {
+    store.read(|tx| {
+        let Some(lpk) = tx.list_pk(list)? else {
+            return Ok(Vec::new());
+        };
+        let rows = tx.q(
+            &format!(
+                "SELECT id, task, at, kind, actor, detail FROM events WHERE list_id = ?1 AND id > ?2 \
+                 ORDER BY id LIMIT {max}"
+            ),
+            &[lpk.into(), after.into()],
+        )?;
+        rows.iter()
+            .map(|r| {
+                let event = Event {
+                    task: TaskId(r.int(1)?),
+                    at: r.int(2)?,
+                    kind: r.text(3)?,
+                    by: r.opt_text(4)?,
+                    detail: json_object(&r.text(5)?),
+                };
+                Ok((r.int(0)?, event))
+            })
+            .collect()
+    })
+}
+
+pub(super) fn last_event<D: Db>(store: &mut SqlStore<D>, list: &ListId) -> Result<i64> {
+    store.read(|tx| {
+        let Some(lpk) = tx.list_pk(list)? else {
+            return Ok(0);
+        };
+        let row = tx.one(
+            "SELECT COALESCE(MAX(id), 0) FROM events WHERE list_id = ?1",
+            &[lpk.into()],
+        )?;
+        row.map_or(Ok(0), |r| r.int(0))
+    })
+}
