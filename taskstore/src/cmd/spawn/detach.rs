@@ -27,6 +27,10 @@ fn log_dir(args: &SpawnArgs) -> Result<PathBuf> {
     Ok(db.parent().unwrap_or(Path::new("/")).to_path_buf())
 }
 
+fn log_name(dir: &Path, list: &crate::model::ListId, pid: u32) -> PathBuf {
+    dir.join(format!("worker-spawn-{list}-{pid}.log"))
+}
+
 /// Which side of the fork this is.
 pub enum Side {
     /// The caller, with its exit code.
@@ -48,7 +52,7 @@ pub fn start(args: &SpawnArgs, out: &mut dyn Write) -> Result<Side> {
             drop(from_pool);
             let detached = || -> std::io::Result<PathBuf> {
                 setsid()?;
-                let path = dir.join(format!("worker-spawn-{list}-{}.log", std::process::id()));
+                let path = log_name(&dir, &list, std::process::id());
                 let log = OpenOptions::new()
                     .append(true)
                     .create(true)
@@ -59,37 +63,72 @@ pub fn start(args: &SpawnArgs, out: &mut dyn Write) -> Result<Side> {
                 dup2_stderr(&log)?;
                 Ok(path)
             };
-            match detached() {
-                Ok(path) => {
-                    // A caller that went away already cannot be told; the pool runs anyway.
-                    let _ = to_caller.write_all(path.as_os_str().as_encoded_bytes());
-                    Ok(Side::Pool(path))
-                }
+            let path = match detached() {
+                Ok(path) => path,
                 Err(e) => {
                     let _ = to_caller.write_all(format!("\0{e}").as_bytes());
                     std::process::exit(5);
                 }
+            };
+            // The pool is a child of this process, which only waits for it: an orphan
+            // is reaped by init, which can take seconds, and until then its pid looks
+            // alive to `kill -0` and to a script waiting for the pool to end. Reaped at
+            // once here, the pool's pid is gone when the pool is.
+            // SAFETY: still no other thread (see above).
+            match unsafe { fork() } {
+                Ok(ForkResult::Child) => {
+                    drop(to_caller);
+                    Ok(Side::Pool(log_name(&dir, &list, std::process::id())))
+                }
+                Ok(ForkResult::Parent { child }) => {
+                    // The log is named after the pool, not after this process.
+                    let named = log_name(&dir, &list, child.as_raw() as u32);
+                    let path = match std::fs::rename(&path, &named) {
+                        Ok(()) => named,
+                        Err(_) => path,
+                    };
+                    // A caller that went away already cannot be told; the pool runs anyway.
+                    let said = format!("{child} {}", path.display());
+                    let _ = to_caller.write_all(said.as_bytes());
+                    drop(to_caller);
+                    let code = loop {
+                        match nix::sys::wait::waitpid(child, None) {
+                            Ok(nix::sys::wait::WaitStatus::Exited(_, c)) => break c,
+                            Ok(nix::sys::wait::WaitStatus::Signaled(_, s, _)) => {
+                                break 128 + s as i32
+                            }
+                            Err(nix::errno::Errno::EINTR) | Ok(_) => continue,
+                            Err(_) => break 1,
+                        }
+                    };
+                    std::process::exit(code)
+                }
+                Err(e) => {
+                    let _ = to_caller.write_all(format!("\0cannot fork: {e}").as_bytes());
+                    std::process::exit(5);
+                }
             }
         }
-        ForkResult::Parent { child } => {
+        ForkResult::Parent { .. } => {
             drop(to_caller);
             let mut said = Vec::new();
             from_pool.read_to_end(&mut said)?;
             let said = String::from_utf8_lossy(&said).into_owned();
-            if said.is_empty() || said.starts_with('\0') {
+            let Some((child, said)) = said
+                .split_once(' ')
+                .and_then(|(pid, log)| Some((pid.parse::<i32>().ok()?, log.to_string())))
+            else {
                 let why = said.trim_start_matches('\0');
                 return Err(Error::store(format!(
                     "the detached pool could not start its log in {}: {why}",
                     dir.display()
                 )));
-            }
+            };
             match args.format {
                 SpawnFormat::Text => writeln!(out, "pid {child} log {said}")?,
-                SpawnFormat::Json => writeln!(
-                    out,
-                    "{}",
-                    serde_json::json!({"pid": child.as_raw(), "log": said})
-                )?,
+                SpawnFormat::Json => {
+                    writeln!(out, "{}", serde_json::json!({"pid": child, "log": said}))?
+                }
             }
             Ok(Side::Caller(0))
         }
