@@ -196,6 +196,72 @@ def bench_wait(rounds=100, idle_cpu=10.0):
         print()
 
 
+def pid_gone(pid):
+    """The process is gone (a zombie counts as gone: it runs nothing)."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()[0] == "Z"
+    except (FileNotFoundError, ProcessLookupError, IndexError):
+        return True
+
+
+def wait_file(path, limit=10.0):
+    poll_until(lambda: os.path.exists(path) and open(path).read().strip(), limit)
+    return open(path).read().strip()
+
+
+def bench_stop(rounds=20):
+    """Stopping and waking (issue 24's promises, measured rather than asserted):
+    cancel of a running task -> its command's process gone (target: within 1 s);
+    task-update --claim --wait woken by the blocker's completion -> exited with the task
+    (target: within 100 ms); a --detach'ed pool of one `true` task, from the call to its
+    pid gone, against the same pool in the foreground."""
+    with tempfile.TemporaryDirectory() as d:
+        env = env_for(os.path.join(d, "tasks.db"))
+        cancel, claim, detached, foreground = [], [], [], []
+        for i in range(rounds):
+            pidf = os.path.join(d, f"cmd{i}.pid")
+            tid = run([tool("task-create"), f"long {i}"], env).stdout.strip()
+            pool = subprocess.Popen([tool("worker-spawn"), "-j", "1", "--no-progress", "--", "sh", "-c",
+                                     f"echo $$ > {pidf}; exec sleep 300"], env=env,
+                                    stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            pid = int(wait_file(pidf))
+            run([tool("task-update"), tid, "-s", "cancelled"], env)
+            t0 = time.perf_counter()
+            poll_until(lambda: pid_gone(pid), 10.0)
+            cancel.append(time.perf_counter() - t0)
+            pool.wait()
+
+            blocker = run([tool("task-create"), f"blocker {i}"], env).stdout.strip()
+            run([tool("task-create"), f"blocked {i}", "-b", blocker], env)
+            run([tool("task-update"), "--claim", blocker, "--owner", "other"], env)
+            w = subprocess.Popen([tool("task-update"), "--claim", "--wait", "--owner", "w"], env=env,
+                                 stdout=subprocess.DEVNULL)
+            time.sleep(0.05)  # let it reach its wait
+            run([tool("task-update"), blocker, "-s", "completed"], env)
+            t0 = time.perf_counter()
+            w.wait()
+            claim.append(time.perf_counter() - t0)
+            subprocess.run(f"{tool('task-list')} -s in_progress --format ids | {tool('task-update')} - -s completed",
+                           shell=True, env=env, check=True)
+
+            run([tool("task-create"), f"quick {i}"], env)
+            t0 = time.perf_counter()
+            out = run([tool("worker-spawn"), "--detach", "-j", "1", "--format", "json", "--", "true"], env).stdout
+            pid = json.loads(out)["pid"]
+            poll_until(lambda: pid_gone(pid), 10.0)
+            detached.append(time.perf_counter() - t0)
+            run([tool("task-create"), f"quick fg {i}"], env)
+            foreground.append(spawn_once([tool("worker-spawn"), "-j", "1", "--no-progress", "--", "true"], env)[0])
+        print("## stopping and waking")
+        print(f"cancel of a running task -> its command gone: median {median_ms(cancel):.1f} ms, max {max(cancel) * 1000:.1f} ms")
+        print(f"task-update --claim --wait woken by the blocker's completion: median {median_ms(claim):.1f} ms, "
+              f"max {max(claim) * 1000:.1f} ms")
+        print(f"worker-spawn --detach, one task, call to pid gone: median {median_ms(detached):.1f} ms; "
+              f"the same pool in the foreground: {median_ms(foreground):.1f} ms")
+        print()
+
+
 def bench_workers(n=2000, jobs=4, rounds=3):
     """worker-spawn -j 4 -- true over 2 000 tasks against xargs -P 4 -n 1 true and GNU
     parallel -j 4 true on the same 2 000 items (targets: >= 70 % of xargs's throughput,
@@ -736,7 +802,7 @@ def bench_before(rounds=300):
 
 
 BENCHES = {"calls": bench_calls, "profile": bench_profile, "batch": bench_batch, "scale": bench_scale, "wait": bench_wait,
-           "workers": bench_workers, "sync": bench_sync, "scopes": bench_scopes, "makespan": bench_makespan, "depth": bench_depth, "watch": bench_watch, "pg": bench_pg, "before": bench_before}
+           "workers": bench_workers, "sync": bench_sync, "scopes": bench_scopes, "makespan": bench_makespan, "depth": bench_depth, "watch": bench_watch, "stop": bench_stop, "pg": bench_pg, "before": bench_before}
 # Run only when named: it builds another revision.
 NOT_BY_DEFAULT = {"before"}
 
@@ -745,7 +811,7 @@ QUICK = {"calls": {"rounds": 5}, "profile": {"rounds": 3}, "batch": {"n": 1000, 
          "scale": {"small": 100, "large": 1000, "rounds": 5}, "wait": {"rounds": 3, "idle_cpu": 1.0},
          "workers": {"n": 100, "rounds": 1}, "sync": {"n": 50, "rounds": 2, "idle_cpu": 1.0},
          "scopes": {"held": 100, "rounds": 3}, "makespan": {"n": 40, "seeds": 1}, "depth": {"n": 50, "big": 500, "rounds": 1},
-         "watch": {"idle": 1.0}, "pg": {"rounds": 3, "n": 20, "spawn_n": 50},
+         "watch": {"idle": 1.0}, "stop": {"rounds": 2}, "pg": {"rounds": 3, "n": 20, "spawn_n": 50},
          "before": {"rounds": 3}}
 
 

@@ -461,8 +461,14 @@ fn connection_failures_are_exit_5_and_never_show_the_password() {
     c.env("TASK_DB", &cases[0].0).arg("--help");
     let r = util::Run::from_output(&c.output().unwrap()).expect_code(0);
     assert!(!r.stdout.contains(wrong), "--help shows the password");
-    // Nothing was written with the good credentials' store.
-    assert_eq!(s.ids(&[]).len(), 0);
+    // Nothing was written with the good credentials' store: not even the schema.
+    let r = s.exec("task-list", ["--format", "ids"]);
+    assert_failure(
+        &r,
+        "task-list",
+        3,
+        &["no task store at", "no parallel-tasks schema"],
+    );
 }
 
 /// `sslmode=require` encrypts (the server shows the connection under `pg_stat_ssl`), a

@@ -449,7 +449,7 @@ impl Store {
     pub fn ids(&self, args: &[&str]) -> Vec<String> {
         let mut all = args.to_vec();
         all.extend_from_slice(&["--format", "ids"]);
-        self.ok("task-list", all)
+        self.ok_or_unknown_list("task-list", all)
             .lines()
             .map(str::to_string)
             .collect()

@@ -108,7 +108,11 @@ fn transition(e: &Event) -> Option<(Status, Option<Value>)> {
         "claimed" => Some((Status::InProgress, Some(Value::from(e.by.clone())))),
         "released" | "retried" => Some((Status::Pending, Some(Value::Null))),
         "taken_over" => Some((detail_status()?, Some(Value::Null))),
-        "finished" | "edited" => Some((detail_status()?, None)),
+        "finished" | "edited" => {
+            let s = detail_status()?;
+            // Back to pending, a task is nobody's (see `Store::update`).
+            Some((s, (s == Status::Pending).then_some(Value::Null)))
+        }
         _ => None,
     }
 }
@@ -133,21 +137,26 @@ fn print_transitions(
         latest.insert(e.task, i);
     }
     for (i, (e, (status, owner))) in moves.iter().enumerate() {
-        if latest[&e.task] == i {
+        // The latest is shown by the task as it is now, unless the task moved on again
+        // between the two reads (then the next read's events bring the rest).
+        if latest[&e.task] == i && now[&e.task].status == *status {
             continue;
         }
         let shown = last
             .get(&e.task)
             .and_then(|l| serde_json::from_str::<Value>(l).ok())
-            .and_then(|v| v["status"].as_str().map(str::to_string));
-        if shown.as_deref() == Some(status.as_str()) {
+            .unwrap_or_default();
+        if shown["status"].as_str() == Some(status.as_str()) {
             continue;
         }
         let mut v = output::task_json(now[&e.task]);
         v["status"] = Value::from(status.as_str());
-        if let Some(owner) = owner {
-            v["owner"] = owner.clone();
-        }
+        // A status change that says no owner keeps the one it had then: as last shown.
+        v["owner"] = match owner {
+            Some(owner) => owner.clone(),
+            None if !shown.is_null() => shown["owner"].clone(),
+            None => v["owner"].clone(),
+        };
         if let Some(a) = e.detail.get("attempt").filter(|_| e.kind == "claimed") {
             v["attempts"] = a.clone();
         }

@@ -368,15 +368,22 @@ fn stop_taken_back(shared: &Shared) {
             Ok(t) if t[0].claim_token != Some(token) => Stop::Lost,
             _ => continue,
         };
+        // The worker may have finished that task and started another since the read: stop
+        // the command only if it still runs this claim.
+        let mut running = shared.running();
+        let Some(r) = running
+            .get_mut(&n)
+            .filter(|r| r.task.id == id && r.token == token && r.stop.is_none())
+        else {
+            continue;
+        };
         if why == Stop::Lost {
             eprintln!(
                 "worker-spawn: task {id} was taken over by another worker; stopping its command"
             );
         }
-        if let Some(r) = shared.running().get_mut(&n) {
-            r.stop = Some((why, Instant::now()));
-            let _ = killpg(Pid::from_raw(r.pgid), Signal::SIGTERM);
-        }
+        r.stop = Some((why, Instant::now()));
+        let _ = killpg(Pid::from_raw(r.pgid), Signal::SIGTERM);
     }
 }
 
