@@ -55,6 +55,46 @@ fn dir_gets_one_file_per_binary() {
     }
 }
 
+/// The README's install line, `shell-completions bash --dir
+/// ~/.local/share/bash-completion/completions`: bash-completion loads a command's
+/// completion lazily from a file named after the command (it tries `B`, `B.bash` and
+/// `_B`), so every binary needs a file of its own under such a name, and sourcing that
+/// file alone must define the command's completion.
+#[test]
+fn bash_dir_gives_every_binary_a_file_named_after_it() {
+    let s = Store::new();
+    s.exec("shell-completions", ["bash", "--dir", "completions"])
+        .expect_code(0);
+    let dir = s.dir().join("completions");
+    let mut files: Vec<String> = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    files.sort();
+    assert_eq!(
+        files.len(),
+        BINARIES.len(),
+        "one file per binary: {files:?}"
+    );
+    for b in BINARIES {
+        let named = [b.to_string(), format!("{b}.bash"), format!("_{b}")];
+        let file = named
+            .iter()
+            .find(|n| files.contains(n))
+            .unwrap_or_else(|| panic!("no file bash-completion would load for {b}: {files:?}"));
+        let r = s.bash(&format!("source completions/{file} && complete -p {b}"));
+        let out = r.expect_code(0).stdout;
+        assert!(out.trim_end().ends_with(&format!(" {b}")), "{out}");
+    }
+    // --help shows that way of installing them, not one file bash-completion never loads.
+    let help = s.ok("shell-completions", ["--help"]);
+    assert!(
+        help.contains("shell-completions bash --dir ~/.local/share/bash-completion/completions"),
+        "{help}"
+    );
+    assert!(!help.contains("completions/parallel-tasks"), "{help}");
+}
+
 #[test]
 fn man_pages_carry_exit_codes_and_environment() {
     let s = Store::new();

@@ -124,6 +124,8 @@ fn makefile_fans_out_and_in() {
     assert!(out.contains("pending 3"), "{out}");
     assert!(out.contains("## 3 tasks: 3 completed"), "{out}");
     assert!(out.contains("> checked lint b.c"), "{out}");
+    let report = std::fs::read_to_string(s.dir().join("report.md")).unwrap();
+    assert!(report.contains("## 3 tasks: 3 completed"), "{report}");
     // Again: the plan finds its three tasks (all completed), so nothing runs twice.
     let out = s.sh(&make).expect_code(0).stdout;
     assert!(out.contains("pending 0"), "{out}");
@@ -132,6 +134,36 @@ fn makefile_fans_out_and_in() {
         serde_json::from_str(&s.ok("task-list", ["--lists", "--format", "json"])).unwrap();
     assert_eq!(lists[0]["total"], 3, "{lists}");
     assert_eq!(lists[0]["completed"], 3, "{lists}");
+}
+
+#[test]
+fn makefile_report_is_written_when_a_task_fails() {
+    let s = Store::new();
+    s.file("report.md", "a stale report of an earlier run\n");
+    let lint = s.file(
+        "lint.sh",
+        "#!/bin/sh\n\
+         case \"$TASK_SUBJECT\" in *b.c) echo 'b.c:3: missing semicolon' >&2; exit 1 ;; esac\n\
+         echo \"checked $TASK_SUBJECT\"\n",
+    );
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&lint, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let make = format!("make -s -f {} report WORKER=./lint.sh", example("Makefile"));
+    let r = s.sh(&make);
+    assert_ne!(r.code, 0, "make must fail: {r:?}");
+    let report = std::fs::read_to_string(s.dir().join("report.md")).unwrap();
+    assert!(!report.contains("stale"), "{report}");
+    assert!(
+        report.contains("## 3 tasks: 2 completed, 1 failed"),
+        "{report}"
+    );
+    assert!(report.contains("✗ #2 lint b.c"), "{report}");
+    assert!(report.contains("missing semicolon"), "{report}");
+    // What make printed is that report.
+    assert!(
+        r.stdout.contains("## 3 tasks: 2 completed, 1 failed"),
+        "{r:?}"
+    );
 }
 
 #[test]

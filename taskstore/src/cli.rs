@@ -709,7 +709,7 @@ pub struct SyncArgs {
 
 const COMPLETIONS_EXAMPLES: &str = "\
 Examples:
-  shell-completions bash > ~/.local/share/bash-completion/completions/parallel-tasks
+  shell-completions bash --dir ~/.local/share/bash-completion/completions   # one file per binary
   shell-completions zsh --dir ~/.zfunc          # one _task-create … file per binary
   shell-completions fish --dir ~/.config/fish/completions
   shell-completions man --dir ~/.local/share/man/man1";
