@@ -244,39 +244,12 @@ fn a_single_worker_pool_sees_its_tasks_changed() {
     );
 }
 
-/// See [`a_single_worker_pool_sees_its_tasks_changed`]; on PostgreSQL only under
-/// `--ignored` (the bug below).
+/// A pool whose only worker is busy running its command still sees its task changed.
+/// (On PostgreSQL its change counter counted only the notifications a query or a wait
+/// had read off the connection, and a busy `-j 1` pool makes neither: it found out at its
+/// next lease renewal, 10 s later, and called it a takeover.)
 #[test]
 fn a_single_worker_pool_stops_commands_whose_tasks_changed() {
-    if util::postgres().is_some() {
-        eprintln!(
-            "SKIPPED on PostgreSQL: known bug, see \
-             bug_on_postgresql_a_single_worker_pool_does_not_see_its_tasks_changed"
-        );
-        return;
-    }
-    a_single_worker_pool_sees_its_tasks_changed();
-}
-
-/// BUG (PostgreSQL only; found while writing this file, commit 7b8d6d7): a pool whose
-/// only working worker runs a command (`-j 1`, or the other workers retired by
-/// `--max-tasks`) does not see its task cancelled, deleted, released or completed by the
-/// command itself: its change counter on PostgreSQL counts the LISTEN notifications read
-/// so far, and a non-blocking look at the idle connection (`Notifications::iter`) does
-/// not read new ones (only a query or a blocking wait on it does, which an idle worker
-/// makes and a busy one does not), so the counter does not move. It finds out only when
-/// its next lease renewal fails
-/// (a third of `--lease`: 10 s by default), then says `the claim on task #1 was taken
-/// over by another worker; stopping its command`, writes no note and counts nothing.
-/// With more workers an idle one reads them and it works (about a second). Reproduction:
-///
-///     export TASK_DB=postgres://…/db; task-create t
-///     worker-spawn -j 1 -- sh -c 'exec sleep 300' & sleep 1; task-update 1 -s cancelled
-///     # -> after 10 s: "the claim on task #1 was taken over …", "0 completed, 0 failed,
-///     #    0 retried in 10.0s" (no "1 stopped"), and no history note
-#[test]
-#[ignore = "BUG on PostgreSQL: a -j 1 pool misses a task changed from outside until its lease renewal (run with TASK_TEST_DB=… --ignored)"]
-fn bug_on_postgresql_a_single_worker_pool_does_not_see_its_tasks_changed() {
     a_single_worker_pool_sees_its_tasks_changed();
 }
 
@@ -322,20 +295,12 @@ fn a_command_that_completes_its_own_task_keeps_its_result_and_is_ended() {
     );
 }
 
-/// BUG (found while writing this file; commit 7b8d6d7): a command that completes or fails
-/// its own task with its token and then simply exits — the common case — is counted as
-/// its own outcome only when the pool noticed the change before the command exited. When
-/// the command exits first, the pool tries to record the exit code over the task with the
-/// old token, is refused, and says `task #N was taken over by another worker; its outcome
-/// was not recorded` (nobody took it over), counting it as neither completed nor failed:
-/// the summary undercounts, and a pool whose commands all failed their own tasks can
-/// exit 0. Reproduction (SQLite or PostgreSQL):
-///
-///     for i in 1 2 3 4 5; do task-create t$i; done
-///     worker-spawn -j 1 -- sh -c 'task-update "$TASK_ID" -s failed --token "$TASK_CLAIM_TOKEN"'
-///     # -> some "taken over" lines, "0 completed, 2 failed, …" instead of 5 failed
+/// A command that completes or fails its own task with its token and then simply exits —
+/// the common case — counts as its own outcome, also when it exits before the pool saw
+/// the change. (The pool then tried to record the exit code with the old token, was
+/// refused, said `task #N was taken over by another worker` and counted nothing: a pool
+/// whose commands all failed their own tasks could exit 0.)
 #[test]
-#[ignore = "BUG: own completion by a command that then exits is reported as a takeover and not counted (run with --ignored)"]
 fn a_command_that_finishes_its_own_task_and_exits_is_counted_as_its_outcome() {
     const N: usize = 5;
     for (st, code) in [("completed", 0), ("failed", 1)] {

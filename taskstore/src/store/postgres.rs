@@ -45,6 +45,8 @@ pub struct PgDb {
     listening: bool,
     /// Notifications of our list seen so far.
     changes: u64,
+    /// When the socket was last read for notifications by a wait (see `drain`).
+    read_at: Instant,
     /// How long to keep reconnecting when the server goes away (long-running commands);
     /// zero: give up at once.
     patience: Duration,
@@ -63,6 +65,7 @@ impl PgDb {
             statements: HashMap::new(),
             listening: false,
             changes: 0,
+            read_at: Instant::now(),
             patience: Duration::ZERO,
         };
         if access != Access::Create && db.version().map_err(at)?.is_none() {
@@ -193,15 +196,29 @@ impl PgDb {
         Ok(())
     }
 
-    /// Count the notifications already received for `list` (without waiting).
+    /// Count the notifications received for `list`. The non-blocking read sees only
+    /// what a query or a wait already took off the socket: on a connection that runs
+    /// nothing else (a pool with one worker, busy running its command), a notification
+    /// would wait there unseen. So at most every `READ_EVERY` the socket is read for a
+    /// moment (1 ms).
     fn drain(&mut self, list: &ListId) -> Result<()> {
+        const READ_EVERY: Duration = Duration::from_millis(50);
+        let mut seen = 0;
         let mut it = self.client.notifications();
-        let mut iter = it.iter();
-        while let Some(n) = iter.next().map_err(pg)? {
-            if n.payload() == list.as_str() {
-                self.changes += 1;
+        {
+            let mut iter = it.iter();
+            while let Some(n) = iter.next().map_err(pg)? {
+                seen += u64::from(n.payload() == list.as_str());
             }
         }
+        if seen == 0 && self.read_at.elapsed() >= READ_EVERY {
+            self.read_at = Instant::now();
+            let mut iter = it.timeout_iter(Duration::from_millis(1));
+            while let Some(n) = iter.next().map_err(pg)? {
+                seen += u64::from(n.payload() == list.as_str());
+            }
+        }
+        self.changes += seen;
         Ok(())
     }
 

@@ -35,8 +35,25 @@ fn log_name(dir: &Path, list: &crate::model::ListId, pid: u32) -> PathBuf {
 pub enum Side {
     /// The caller, with its exit code.
     Caller(u8),
-    /// The pool, detached, with its log file.
-    Pool(PathBuf),
+    /// The pool, detached, with its log file and the way to tell the caller it runs.
+    Pool(PathBuf, Started),
+}
+
+/// Tells the waiting caller that the pool runs: its pid and log. Said once the pool has
+/// recorded itself in the store, so that `task-list --workers` and `worker-spawn --stop`
+/// right after the caller returns find it. Dropped unsaid (the pool failed to start),
+/// the caller reports that.
+pub struct Started {
+    to_caller: std::io::PipeWriter,
+    log: PathBuf,
+}
+
+impl Started {
+    pub fn say(mut self) {
+        // A caller that went away already cannot be told; the pool runs anyway.
+        let said = format!("{} {}", std::process::id(), self.log.display());
+        let _ = self.to_caller.write_all(said.as_bytes());
+    }
 }
 
 /// Fork the pool off. The caller prints its pid and log file.
@@ -77,19 +94,15 @@ pub fn start(args: &SpawnArgs, out: &mut dyn Write) -> Result<Side> {
             // SAFETY: still no other thread (see above).
             match unsafe { fork() } {
                 Ok(ForkResult::Child) => {
-                    drop(to_caller);
-                    Ok(Side::Pool(log_name(&dir, &list, std::process::id())))
-                }
-                Ok(ForkResult::Parent { child }) => {
-                    // The log is named after the pool, not after this process.
-                    let named = log_name(&dir, &list, child.as_raw() as u32);
-                    let path = match std::fs::rename(&path, &named) {
+                    // The log is named after the pool, not after the process that waits.
+                    let named = log_name(&dir, &list, std::process::id());
+                    let log = match std::fs::rename(&path, &named) {
                         Ok(()) => named,
                         Err(_) => path,
                     };
-                    // A caller that went away already cannot be told; the pool runs anyway.
-                    let said = format!("{child} {}", path.display());
-                    let _ = to_caller.write_all(said.as_bytes());
+                    Ok(Side::Pool(log.clone(), Started { to_caller, log }))
+                }
+                Ok(ForkResult::Parent { child }) => {
                     drop(to_caller);
                     let code = loop {
                         match nix::sys::wait::waitpid(child, None) {
@@ -118,9 +131,12 @@ pub fn start(args: &SpawnArgs, out: &mut dyn Write) -> Result<Side> {
                 .split_once(' ')
                 .and_then(|(pid, log)| Some((pid.parse::<i32>().ok()?, log.to_string())))
             else {
-                let why = said.trim_start_matches('\0');
+                let why = match said.trim_start_matches('\0') {
+                    "" => "it ended before it began (its log there says why)".to_string(),
+                    why => why.to_string(),
+                };
                 return Err(Error::store(format!(
-                    "the detached pool could not start its log in {}: {why}",
+                    "the detached pool did not start (log folder {}): {why}",
                     dir.display()
                 )));
             };

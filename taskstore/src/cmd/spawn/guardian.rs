@@ -32,6 +32,7 @@ impl Guardian {
         match unsafe { fork() } {
             Ok(ForkResult::Child) => {
                 drop(writer);
+                close_others(std::os::fd::AsRawFd::as_raw_fd(&reader));
                 for sig in [
                     Signal::SIGINT,
                     Signal::SIGTERM,
@@ -120,5 +121,21 @@ fn kill_marked(mark: &[u8]) {
         if env.split(|&b| b == 0).any(|var| var == mark) {
             let _ = nix::sys::signal::kill(Pid::from_raw(pid), Signal::SIGKILL);
         }
+    }
+}
+
+/// In the guardian: close every descriptor but standard input, output and error and
+/// `keep`. What worker-spawn had open is not the guardian's to hold: a detached pool's
+/// pipe to its caller, held here, would keep the caller waiting until the pool ends.
+fn close_others(keep: i32) {
+    let Ok(dir) = std::fs::read_dir("/proc/self/fd") else {
+        return;
+    };
+    let fds: Vec<i32> = dir
+        .filter_map(|e| e.ok()?.file_name().to_str()?.parse().ok())
+        .filter(|&fd| fd > 2 && fd != keep)
+        .collect();
+    for fd in fds {
+        let _ = nix::unistd::close(fd);
     }
 }

@@ -43,6 +43,10 @@ enum Stop {
 struct Running {
     task: Task,
     token: i64,
+    /// Others' commits to the list (the change counter) as of the last look at whether
+    /// the task is still ours: from just before the claim, so that a cancel that lands
+    /// before the command is registered is seen too.
+    seen: u64,
     pgid: i32,
     deadline: Option<Instant>,
     stop: Option<(Stop, Instant)>,
@@ -59,6 +63,8 @@ struct Shared {
     /// `--worktree`: the repository the tasks run in.
     worktrees: Option<worktree::Worktrees>,
     running: Mutex<HashMap<usize, Running>>,
+    /// Per worker: the change counter read just before its last claim.
+    claim_seen: Vec<AtomicU64>,
     /// Stop claiming new tasks (signal, --fail-fast, --max-tasks, store error).
     stop: AtomicBool,
     /// A signal asked us to end: running commands are being killed.
@@ -171,7 +177,7 @@ pub fn run(args: SpawnArgs, out: &mut dyn Write) -> Result<u8> {
         false => None,
         true => match detach::start(&args, out)? {
             detach::Side::Caller(code) => return Ok(code),
-            detach::Side::Pool(log) => Some(log.display().to_string()),
+            detach::Side::Pool(log, started) => Some((log.display().to_string(), started)),
         },
     };
     let hostname = host::hostname();
@@ -195,7 +201,11 @@ pub fn run(args: SpawnArgs, out: &mut dyn Write) -> Result<u8> {
     // A server restart under a running pool is survived; its commands keep running.
     store.keep_trying(crate::store::PATIENCE);
     pools::forget_dead(store.as_mut(), &hostname)?;
+    let (log, started) = log.unzip();
     store.pool_add(&pools::me(&args, &holder, log.as_deref()))?;
+    if let Some(started) = started {
+        started.say();
+    }
     let jobs = args.jobs as usize;
     let show_progress = !args.no_progress && (args.progress || std::io::stderr().is_terminal());
 
@@ -208,6 +218,7 @@ pub fn run(args: SpawnArgs, out: &mut dyn Write) -> Result<u8> {
         guardian,
         worktrees,
         running: Mutex::new(HashMap::new()),
+        claim_seen: (0..=jobs).map(|_| AtomicU64::new(0)).collect(),
         stop: AtomicBool::new(false),
         shutdown: AtomicBool::new(false),
         commits: AtomicU64::new(0),
@@ -290,12 +301,6 @@ fn supervise(
     let mut last_seen = Instant::now();
     let mut last_progress = Instant::now() - Duration::from_secs(1);
     let mut sig = None;
-    // Others' commits to the list: each is a reason to look whether a running task was
-    // cancelled, deleted or finished from outside.
-    let mut seen = shared
-        .store()
-        .change_counter(&a.store.list)
-        .unwrap_or_default();
     while !workers.iter().all(|w| w.is_finished()) {
         if let (None, Some(s)) = (sig, signals.received()) {
             sig = Some(s);
@@ -323,9 +328,10 @@ fn supervise(
         }
         if !shared.running().is_empty() {
             let counter = shared.store().change_counter(&a.store.list);
-            if let Some(c) = counter.ok().filter(|&c| c != seen) {
-                seen = c;
-                stop_taken_back(shared);
+            // Others' commits to the list: each is a reason to look whether a running
+            // task was cancelled, deleted or finished from outside.
+            if let Ok(c) = counter {
+                stop_taken_back(shared, c);
             }
         }
         if last_renew.elapsed() >= renew_every {
@@ -351,12 +357,15 @@ fn supervise(
 /// completed, failed or released by someone else (or by the command itself, with its
 /// token), or taken over under another claim. What became of it is settled by its worker
 /// once the command is gone (`settle_changed`).
-fn stop_taken_back(shared: &Shared) {
+fn stop_taken_back(shared: &Shared, counter: u64) {
     let held: Vec<(usize, TaskId, i64)> = shared
         .running()
-        .iter()
-        .filter(|(_, r)| r.stop.is_none())
-        .map(|(&n, r)| (n, r.task.id, r.token))
+        .iter_mut()
+        .filter(|(_, r)| r.stop.is_none() && r.seen != counter)
+        .map(|(&n, r)| {
+            r.seen = counter;
+            (n, r.task.id, r.token)
+        })
         .collect();
     for (n, id, token) in held {
         let now = shared
@@ -405,6 +414,14 @@ fn settle_changed(shared: &Shared, task: &Task, owner: &str) -> Result<()> {
         r => r?.remove(0),
     };
     let last = store.history(list, &[task.id], Some(1))?.pop();
+    if last.as_ref().is_some_and(|e| e.kind == "taken_over") {
+        // Its claim was lost (lease run out, or thought dead), not taken back by a person.
+        eprintln!(
+            "worker-spawn: task {} was taken over by another worker; its outcome was not recorded",
+            task.id
+        );
+        return Ok(());
+    }
     let by = last.and_then(|e| e.by).unwrap_or_else(|| "someone".into());
     if by == owner && now.status.is_terminal() {
         let counter = match now.status {
@@ -522,8 +539,12 @@ fn worker(shared: &Shared, n: usize) {
                 break;
             }
         }
-        let before = match shared.version() {
-            Ok(v) => v,
+        let theirs = shared.store().change_counter(&a.store.list);
+        let before = match theirs {
+            Ok(v) => {
+                shared.claim_seen[n].store(v, SeqCst);
+                v.wrapping_add(shared.commits.load(SeqCst))
+            }
             Err(e) => return shared.fail(e),
         };
         let claimed = shared.store().claim(&a.store.list, &claim);
@@ -687,6 +708,7 @@ fn execute(shared: &Shared, n: usize, task: &Task, token: i64, mut st: child::St
         Running {
             task: task.clone(),
             token,
+            seen: shared.claim_seen[n].load(SeqCst),
             pgid,
             deadline: a.timeout.map(|t| Instant::now() + t),
             stop: None,
@@ -739,7 +761,7 @@ fn verify(
         Err(e) => Ran::message(127, format!("worker-spawn: cannot run sh: {e}\n")),
     };
     match checked.stop {
-        Some(s @ (Stop::Shutdown | Stop::Lost)) => {
+        Some(s @ (Stop::Shutdown | Stop::Lost | Stop::Changed)) => {
             ran.stop = Some(s);
             None
         }
@@ -881,10 +903,23 @@ fn run_task(shared: &Shared, n: usize, task: Task, cx: &child::Context) {
             }),
     };
     shared.committed();
-    match result {
-        Ok(()) => {}
-        Err(e) if e.kind == Kind::Conflict => eprintln!("worker-spawn: {e}"),
-        Err(e) => shared.fail(e),
+    let result = match result {
+        // Refused: the claim is no longer ours. Taken over by another claim, or the task
+        // changed from outside (or by its own command) before we saw it while it ran.
+        Err(e) if e.kind == Kind::Conflict => {
+            let now = shared.store().tasks(list, &Filter::ids([task.id]));
+            match now {
+                Ok(t) if t[0].status == Status::InProgress => {
+                    eprintln!("worker-spawn: {e}");
+                    Ok(())
+                }
+                _ => settle_changed(shared, &task, cx.owner),
+            }
+        }
+        r => r,
+    };
+    if let Err(e) = result {
+        shared.fail(e);
     }
 }
 
