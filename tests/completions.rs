@@ -2,17 +2,7 @@
 
 mod util;
 
-use util::Store;
-
-const BINARIES: &[&str] = &[
-    "task-create",
-    "task-list",
-    "task-update",
-    "task-wait",
-    "worker-spawn",
-    "task-sync",
-    "shell-completions",
-];
+use util::{Store, BINARIES};
 
 #[test]
 fn every_shell_names_every_binary() {

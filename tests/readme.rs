@@ -41,7 +41,7 @@ use std::io::Read;
 use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
-use util::{Run, Store};
+use util::{Run, Store, BINARIES};
 
 /// How many blocks are marked as recipes today; fewer fails the build.
 const MARKED: usize = 14;
@@ -582,16 +582,6 @@ fn check_merge_branches(_: &Run, s: &Store) {
         "the merged branches are deleted"
     );
 }
-
-const BINARIES: &[&str] = &[
-    "task-create",
-    "task-list",
-    "task-update",
-    "task-wait",
-    "worker-spawn",
-    "task-sync",
-    "shell-completions",
-];
 
 // ---------------------------------------------------------------------------------------
 // The harness.

@@ -14,7 +14,7 @@ mod util;
 
 use procs::{group_gone, read_pid, Bg};
 use serde_json::Value;
-use util::{assert_failure, wait_until, Run, Store, DEADLINE};
+use util::{assert_failure, pairs, statuses, wait_until, Run, Store, DEADLINE};
 
 /// Start `worker-spawn ARGS…` in the background.
 fn spawn_bg(s: &Store, args: &[&str]) -> Bg {
@@ -403,29 +403,12 @@ fn race(s: &Store, cancel_rest: bool) -> (Bg, Run, Vec<u32>) {
     (pool, r, pids)
 }
 
-fn id_statuses(v: &[Value]) -> Vec<(String, String)> {
-    v.iter()
-        .map(|t| {
-            (
-                t["id"].as_str().expect("id").to_string(),
-                status(t).to_string(),
-            )
-        })
-        .collect()
-}
-
-fn pairs(p: &[(&str, &str)]) -> Vec<(String, String)> {
-    p.iter()
-        .map(|(a, b)| (a.to_string(), b.to_string()))
-        .collect()
-}
-
 #[test]
 fn cancel_rest_cancels_the_losers_and_the_pool_stops_their_commands() {
     let s = Store::new();
     let (pool, r, pids) = race(&s, true);
     assert_eq!(
-        id_statuses(&parse_json(&r.stdout)),
+        statuses(&parse_json(&r.stdout)),
         pairs(&[("1", "completed"), ("2", "cancelled"), ("3", "cancelled")]),
         "{}",
         r.stdout
@@ -463,7 +446,7 @@ fn without_cancel_rest_the_losers_keep_running() {
     let s = Store::new();
     let (pool, r, pids) = race(&s, false);
     assert_eq!(
-        id_statuses(&parse_json(&r.stdout)),
+        statuses(&parse_json(&r.stdout)),
         pairs(&[
             ("1", "completed"),
             ("2", "in_progress"),

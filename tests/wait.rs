@@ -9,7 +9,7 @@ use procs::Bg;
 use serde_json::Value;
 use std::io::Write;
 use std::process::Stdio;
-use util::{assert_failure, Store};
+use util::{assert_failure, pairs, statuses, Store};
 
 /// Start `task-wait ARGS…` in the background (for runs that must end by themselves; a
 /// hang fails the test at the deadline instead of blocking the suite).
@@ -51,23 +51,6 @@ fn parse_json(out: &str) -> Vec<Value> {
         .as_array()
         .expect("a JSON array")
         .clone()
-}
-
-fn statuses(v: &[Value]) -> Vec<(String, String)> {
-    v.iter()
-        .map(|t| {
-            (
-                t["id"].as_str().expect("id").to_string(),
-                t["status"].as_str().expect("status").to_string(),
-            )
-        })
-        .collect()
-}
-
-fn pairs(p: &[(&str, &str)]) -> Vec<(String, String)> {
-    p.iter()
-        .map(|(a, b)| (a.to_string(), b.to_string()))
-        .collect()
 }
 
 #[test]

@@ -521,3 +521,33 @@ pub fn id_list(v: &Value) -> Vec<String> {
         .map(|x| x.as_str().expect("ids are strings").to_string())
         .collect()
 }
+
+/// Every binary of the package.
+pub const BINARIES: &[&str] = &[
+    "task-create",
+    "task-list",
+    "task-update",
+    "task-wait",
+    "worker-spawn",
+    "task-sync",
+    "shell-completions",
+];
+
+/// `(id, status)` of each task of a JSON array of tasks.
+pub fn statuses(v: &[Value]) -> Vec<(String, String)> {
+    v.iter()
+        .map(|t| {
+            (
+                t["id"].as_str().expect("id").to_string(),
+                t["status"].as_str().expect("status").to_string(),
+            )
+        })
+        .collect()
+}
+
+/// Owned `(id, status)` pairs, to compare with [`statuses`].
+pub fn pairs(p: &[(&str, &str)]) -> Vec<(String, String)> {
+    p.iter()
+        .map(|(a, b)| (a.to_string(), b.to_string()))
+        .collect()
+}
