@@ -129,6 +129,14 @@ fn parse_attempts(s: &str) -> Result<i64, String> {
         _ => Err(format!("'{s}' is not a whole number of at least 1")),
     }
 }
+fn parse_usd(s: &str) -> Result<f64, String> {
+    match s.trim_start_matches('$').parse::<f64>() {
+        Ok(v) if v.is_finite() && v >= 0.0 => Ok(v),
+        _ => Err(format!(
+            "'{s}' is not an amount of dollars (e.g. 5 or 0.50)"
+        )),
+    }
+}
 fn parse_token(s: &str) -> Result<i64, String> {
     s.parse::<i64>()
         .map_err(|_| format!("'{s}' is not a claim token (the claimToken a claim printed)"))
@@ -589,6 +597,10 @@ pub struct SpawnArgs {
     /// Stop claiming after the first task that fails for good
     #[arg(long)]
     pub fail_fast: bool,
+    /// Stop claiming once the list's recorded cost (Claude Code workers' total_cost_usd,
+    /// summed over every pool and host) reaches USD; running tasks finish; exit 1
+    #[arg(long, value_name = "USD", value_parser = parse_usd)]
+    pub max_cost: Option<f64>,
     /// Exit codes that fail a task at once, without retries (126 and 127, a command that
     /// cannot be started, always do)
     #[arg(long, value_name = "CODE,…", value_delimiter = ',')]

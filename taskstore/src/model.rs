@@ -338,6 +338,17 @@ pub struct Task {
     pub finished_at: Option<i64>,
 }
 
+/// What Claude Code workers have cost a task so far: `metadata.claude.costUsd`, which
+/// worker-spawn keeps from their result envelopes, summed over attempts.
+pub fn claude_cost(metadata: &Map<String, Value>) -> Option<f64> {
+    metadata.get("claude")?.get("costUsd")?.as_f64()
+}
+
+/// The Claude Code session of the task's last attempt (`metadata.claude.sessionId`).
+pub fn claude_session(metadata: &Map<String, Value>) -> Option<&str> {
+    metadata.get("claude")?.get("sessionId")?.as_str()
+}
+
 impl Task {
     /// Pending with every blocker completed (claimable by anyone it is not reserved away from).
     pub fn is_ready(&self) -> bool {

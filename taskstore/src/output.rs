@@ -243,6 +243,23 @@ pub fn write_counts_text(out: &mut dyn Write, c: &Counts) -> Result<()> {
     Ok(())
 }
 
+/// Dollars for people: `$0.84`, `$12.30`; below a cent, four places (`$0.0014`).
+pub fn dollars(usd: f64) -> String {
+    if usd >= 0.01 || usd == 0.0 {
+        format!("${usd:.2}")
+    } else {
+        format!("${usd:.4}")
+    }
+}
+
+/// What the tasks have cost (their `metadata.claude.costUsd`), None when none has a cost.
+pub fn tasks_cost<'a>(tasks: impl IntoIterator<Item = &'a crate::model::Task>) -> Option<f64> {
+    tasks
+        .into_iter()
+        .filter_map(|t| crate::model::claude_cost(&t.metadata))
+        .fold(None, |sum, c| Some(sum.unwrap_or(0.0) + c))
+}
+
 pub fn counts_json(c: &Counts) -> Value {
     let mut m = Map::new();
     for s in Status::ALL {

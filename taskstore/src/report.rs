@@ -273,8 +273,11 @@ fn counts<'a>(tasks: impl Iterator<Item = &'a Task>, stalled: &Stalled) -> (Coun
 fn heading(tasks: &[Task], stalled: &Stalled) -> String {
     let (c, of_them) = counts(tasks.iter(), stalled);
     let noun = if tasks.len() == 1 { "task" } else { "tasks" };
+    let cost = crate::output::tasks_cost(tasks)
+        .map(|c| format!(" · {}", crate::output::dollars(c)))
+        .unwrap_or_default();
     format!(
-        "## {} {noun}: {}{of_them}\n\n",
+        "## {} {noun}: {}{of_them}{cost}\n\n",
         tasks.len(),
         counts_phrase(&c)
     )

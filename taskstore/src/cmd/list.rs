@@ -137,11 +137,30 @@ pub fn run(a: ListArgs, out: &mut dyn Write) -> Result<u8> {
         if counts.total() == 0 {
             say_if_unknown(store.as_mut(), list)?;
         }
+        // What Claude Code workers cost the list: for the whole list only (a filter
+        // chooses tasks to count, and a cost is the list's budget).
+        let whole = filter.ids.is_empty()
+            && filter.statuses.is_empty()
+            && filter.owner.is_none()
+            && filter.metadata.is_empty();
+        let cost = match whole && !none {
+            true => store.cost(list)?,
+            false => None,
+        };
         match a.format {
             ListFormat::Json | ListFormat::Jsonl => {
-                writeln!(out, "{}", output::counts_json(&counts))?
+                let mut v = output::counts_json(&counts);
+                if let Some(c) = cost {
+                    v["costUsd"] = json!(c);
+                }
+                writeln!(out, "{v}")?
             }
-            _ => output::write_counts_text(out, &counts)?,
+            _ => {
+                output::write_counts_text(out, &counts)?;
+                if let Some(c) = cost {
+                    writeln!(out, "cost_usd {c:.6}")?;
+                }
+            }
         }
         return Ok(0);
     }

@@ -182,8 +182,12 @@ pub struct Outcome {
     /// The attempt failed its check (`--verify`): the output tail it printed, kept as
     /// the task's feedback for the next attempt.
     pub check_failed: Option<String>,
-    /// Keys merged into the task's metadata (`git`: branch and commit of a worktree).
+    /// Keys merged into the task's metadata (`git`: branch and commit of a worktree;
+    /// `claude`: a Claude Code worker's session, cost and turns).
     pub metadata: Map<String, Value>,
+    /// What the attempt cost (a Claude Code worker's `total_cost_usd`), added to the
+    /// task's and so to the list's spending (`worker-spawn --max-cost`).
+    pub cost_usd: Option<f64>,
 }
 
 /// Stalled task → the failed or cancelled task that stalls it, and that one's status.
@@ -285,6 +289,9 @@ pub trait Store: Send {
     /// `last`, only each task's last so many.
     fn history(&mut self, list: &ListId, ids: &[TaskId], last: Option<usize>)
         -> Result<Vec<Event>>;
+    /// What the list's tasks have cost, in dollars, as worker-spawn recorded it from
+    /// Claude Code workers' result envelopes; None when no task has a cost.
+    fn cost(&mut self, list: &ListId) -> Result<Option<f64>>;
     /// The sequence number of the list's last event (0 without any).
     fn last_event(&mut self, list: &ListId) -> Result<i64>;
     /// The list's events (of tasks that still exist) whose sequence number is above

@@ -237,6 +237,11 @@ UPDATE tasks t SET depth = deepest.d FROM deepest WHERE t.list_id = deepest.list
     r#"
 CREATE INDEX events_by_list ON events (list_id, id);
 "#,
+    // 7: what Claude Code workers cost (SQLite's 9).
+    r#"
+ALTER TABLE tasks ADD COLUMN cost_micros BIGINT;
+CREATE INDEX tasks_cost ON tasks (list_id) WHERE cost_micros IS NOT NULL;
+"#,
 ];
 
 pub const SCHEMA_VERSION: i64 = MIGRATIONS.len() as i64;

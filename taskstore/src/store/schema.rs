@@ -223,6 +223,13 @@ DROP TABLE depth_init;
     r#"
 CREATE INDEX events_by_list ON events (list_id, id);
 "#,
+    // 9: what Claude Code workers cost, in millionths of a dollar (whole numbers add up
+    //    exactly), summed over a task's attempts; the list's sum is `worker-spawn
+    //    --max-cost`'s budget, read through the partial index.
+    r#"
+ALTER TABLE tasks ADD COLUMN cost_micros INTEGER;
+CREATE INDEX tasks_cost ON tasks (list_id) WHERE cost_micros IS NOT NULL;
+"#,
 ];
 
 pub const SCHEMA_VERSION: i64 = MIGRATIONS.len() as i64;

@@ -353,6 +353,10 @@ impl<D: Db> Store for SqlStore<D> {
         read::history(self, list, ids, last)
     }
 
+    fn cost(&mut self, list: &ListId) -> Result<Option<f64>> {
+        read::cost(self, list)
+    }
+
     fn last_event(&mut self, list: &ListId) -> Result<i64> {
         read::last_event(self, list)
     }

@@ -367,13 +367,16 @@ impl View<'_> {
             _ if closed == total => "done".into(),
             _ => "ETA -".into(),
         };
+        let cost = crate::output::tasks_cost(&self.snap.tasks)
+            .map(|c| format!("  {}", crate::output::dollars(c)))
+            .unwrap_or_default();
         Line::default()
             .add("[", Style::Plain)
             .add("#".repeat(full), status_style(Status::Completed))
             .add(".".repeat(width - full), Style::Dim)
             .add(
                 format!(
-                    "] {:>3}%  {closed}/{total} closed  {eta}",
+                    "] {:>3}%  {closed}/{total} closed  {eta}{cost}",
                     (share * 100.0).floor()
                 ),
                 Style::Plain,

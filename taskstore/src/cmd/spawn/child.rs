@@ -32,7 +32,7 @@ pub fn feedback_paragraph(t: &Task) -> String {
     }
 }
 
-/// Replace `{id} {subject} {description} {list} {attempt} {feedback}` in `arg`; `{{` and
+/// Replace `{id} {subject} {description} {list} {attempt} {feedback} {session}` in `arg`; `{{` and
 /// `}}` are literal braces; any other `{…}` is left as it is (so `awk '{print $1}'` works).
 pub fn expand(arg: &str, t: &Task) -> String {
     let mut out = String::with_capacity(arg.len());
@@ -59,6 +59,11 @@ pub fn expand(arg: &str, t: &Task) -> String {
                     "list" => Some(t.list.clone()),
                     "attempt" => Some(t.attempts.to_string()),
                     "feedback" => Some(feedback_paragraph(t)),
+                    "session" => Some(
+                        crate::model::claude_session(&t.metadata)
+                            .unwrap_or("")
+                            .to_string(),
+                    ),
                     _ => None,
                 };
                 if let Some(v) = value {
@@ -155,6 +160,10 @@ fn command(argv: &[String], t: &Task, cx: &Context, place: &Place) -> Command {
             serde_json::Value::Object(t.metadata.clone()).to_string(),
         )
         .env("TASK_FEEDBACK", t.feedback.as_deref().unwrap_or(""))
+        .env(
+            "TASK_SESSION",
+            crate::model::claude_session(&t.metadata).unwrap_or(""),
+        )
         .process_group(0);
     if let Some(dir) = &place.dir {
         c.current_dir(dir).env("TASK_WORKTREE", dir);

@@ -7,6 +7,7 @@
 
 mod child;
 mod detach;
+mod envelope;
 mod guardian;
 mod pools;
 mod worktree;
@@ -80,6 +81,8 @@ struct Shared {
     retried: AtomicU64,
     /// Commands stopped because their task was cancelled, deleted or finished from outside.
     stopped: AtomicU64,
+    /// `--max-cost` was reached: no more claims, and exit 1.
+    over_budget: AtomicBool,
     /// What the pool waits for while it has nothing to claim (said on stderr and on the
     /// progress line), and when it last said so.
     waiting: Mutex<Option<(String, Instant)>>,
@@ -228,6 +231,7 @@ pub fn run(args: SpawnArgs, out: &mut dyn Write) -> Result<u8> {
         failed: AtomicU64::new(0),
         retried: AtomicU64::new(0),
         stopped: AtomicU64::new(0),
+        over_budget: AtomicBool::new(false),
         waiting: Mutex::new(None),
         error: Mutex::new(None),
     });
@@ -283,7 +287,12 @@ pub fn run(args: SpawnArgs, out: &mut dyn Write) -> Result<u8> {
         // Already reported; keep its exit code.
         return Ok(e.kind.exit_code());
     }
-    Ok(if f > 0 { Kind::Negative.exit_code() } else { 0 })
+    let spent = shared.over_budget.load(SeqCst);
+    Ok(if f > 0 || spent {
+        Kind::Negative.exit_code()
+    } else {
+        0
+    })
 }
 
 /// The supervisor loop; returns the signal that stopped us, if one did.
@@ -539,6 +548,11 @@ fn worker(shared: &Shared, n: usize) {
                 break;
             }
         }
+        match within_budget(shared) {
+            Ok(true) => {}
+            Ok(false) => break,
+            Err(e) => return shared.fail(e),
+        }
         let theirs = shared.store().change_counter(&a.store.list);
         let before = match theirs {
             Ok(v) => {
@@ -572,6 +586,28 @@ fn worker(shared: &Shared, n: usize) {
             Err(e) => return shared.fail(e),
         }
     }
+}
+
+/// `--max-cost`: whether the list's recorded cost (every pool's, every host's) is still
+/// below the budget. Once it is not, the pool claims nothing more (running tasks finish),
+/// says so once, and ends with exit 1.
+fn within_budget(shared: &Shared) -> Result<bool> {
+    let Some(max) = shared.args.max_cost else {
+        return Ok(true);
+    };
+    let spent = shared.store().cost(&shared.args.store.list)?.unwrap_or(0.0);
+    if spent < max {
+        return Ok(true);
+    }
+    shared.stop.store(true, SeqCst);
+    if !shared.over_budget.swap(true, SeqCst) {
+        eprintln!(
+            "worker-spawn: the list has spent {} of --max-cost {}: claiming no more tasks",
+            crate::output::dollars(spent),
+            crate::output::dollars(max)
+        );
+    }
+    Ok(false)
 }
 
 /// Nothing was claimable. Wait for the store to change; false: time to stop, because
@@ -815,16 +851,30 @@ fn run_task(shared: &Shared, n: usize, task: Task, cx: &child::Context) {
             format!("worker-spawn: cannot run '{}': {e}\n", a.command[0]),
         ),
     });
+    // A Claude Code worker's result envelope: its answer is the result, its own verdict
+    // counts as much as the exit code, and its session and cost are kept.
+    let mut metadata = serde_json::Map::new();
+    let agent = ran
+        .stop
+        .is_none()
+        .then(|| envelope::parse(&ran.cap.stdout))
+        .flatten();
+    let agent_failed = agent.as_ref().is_some_and(|e| e.is_error);
+    if let Some(e) = &agent {
+        metadata.insert("claude".into(), e.metadata(&task.metadata));
+        if e.is_error {
+            ran.cap.note(&e.failure_line());
+        }
+    }
     let mut check_failed = None;
-    if ran.stop.is_none() && ran.code == 0 {
+    if ran.stop.is_none() && ran.code == 0 && !agent_failed {
         check_failed = verify(shared, n, &task, token, cx, &place, &mut ran);
     }
-    let mut metadata = serde_json::Map::new();
     if let (Some(w), Some((t, notes))) = (&shared.worktrees, &tree) {
         for line in notes {
             ran.cap.note(line);
         }
-        if ran.stop.is_none() && ran.code == 0 {
+        if ran.stop.is_none() && ran.code == 0 && !agent_failed {
             match w.commit(t, &task) {
                 Ok(commit) => {
                     metadata.insert(
@@ -839,7 +889,7 @@ fn run_task(shared: &Shared, n: usize, task: Task, cx: &child::Context) {
             }
         }
         if ran.stop.is_none() {
-            let kept = w.done(t, ran.code == 0);
+            let kept = w.done(t, ran.code == 0 && !agent_failed);
             if !kept.is_empty() {
                 ran.cap.note(kept.trim_start());
             }
@@ -851,9 +901,14 @@ fn run_task(shared: &Shared, n: usize, task: Task, cx: &child::Context) {
     if stop.is_none() && (code == 126 || code == 127 || a.no_retry_on.contains(&code)) {
         for_good = true;
     }
+    let ok = code == 0 && !agent_failed;
     let outcome = |status| Outcome {
         status,
-        result: Some(cap.result(a.max_output)),
+        result: Some(match agent.as_ref() {
+            Some(e) => e.result.clone().unwrap_or_default(),
+            None => cap.result(a.max_output),
+        }),
+        cost_usd: agent.as_ref().and_then(|e| e.cost_usd),
         log: cap.log(),
         exit_code: recorded_code.then_some(code),
         check_failed: check_failed.clone(),
@@ -863,7 +918,7 @@ fn run_task(shared: &Shared, n: usize, task: Task, cx: &child::Context) {
         Some(Stop::Shutdown) => shared.store().unclaim(list, task.id, token, true),
         Some(Stop::Lost) => Ok(()),
         Some(Stop::Changed) => settle_changed(shared, &task, cx.owner),
-        _ if code == 0 => shared
+        _ if ok => shared
             .store()
             .finish(list, task.id, token, &outcome(Status::Completed))
             .map(|_| {
@@ -888,6 +943,9 @@ fn run_task(shared: &Shared, n: usize, task: Task, cx: &child::Context) {
             .map(|_| {
                 shared.failed.fetch_add(1, SeqCst);
                 let why = match (check_failed.is_some(), recorded_code) {
+                    _ if code == 0 && agent_failed => agent
+                        .as_ref()
+                        .map_or_else(String::new, |e| format!("claude: {}", e.subtype)),
                     (true, _) => format!("its check exited {code}"),
                     (_, true) if for_good && task.attempts < task.max_attempts => {
                         format!("exit code {code}, not retried")

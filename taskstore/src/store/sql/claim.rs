@@ -216,10 +216,18 @@ pub(super) fn finish<D: Db>(
             Value::Object(metadata).to_string().into(),
             feedback.into(),
         ]);
+        // What the attempt cost adds to what the task cost before.
+        let cost = match o.cost_usd {
+            Some(c) => {
+                args.push(((c * 1e6).round() as i64).into());
+                "cost_micros = COALESCE(cost_micros, 0) + ?11, "
+            }
+            None => "",
+        };
         let n = tx.exec(
             &format!(
                 "UPDATE tasks SET status = ?4, result = ?5, log = ?6, exit_code = ?7, updated_at = ?8, \
-                 metadata = ?9, feedback = ?10, {reset} \
+                 metadata = ?9, feedback = ?10, {cost}{reset} \
                  WHERE list_id = ?1 AND id = ?2 AND claim_token = ?3 AND status = 'in_progress'"
             ),
             &args,

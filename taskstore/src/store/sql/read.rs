@@ -181,3 +181,21 @@ pub(super) fn last_event<D: Db>(store: &mut SqlStore<D>, list: &ListId) -> Resul
         row.map_or(Ok(0), |r| r.int(0))
     })
 }
+
+pub(super) fn cost<D: Db>(store: &mut SqlStore<D>, list: &ListId) -> Result<Option<f64>> {
+    store.read(|tx| {
+        let Some(lpk) = tx.list_pk(list)? else {
+            return Ok(None);
+        };
+        // SUM of no rows is NULL: no task has a cost.
+        let row = tx.one(
+            "SELECT CAST(SUM(cost_micros) AS BIGINT) FROM tasks WHERE list_id = ?1 AND cost_micros IS NOT NULL",
+            &[lpk.into()],
+        )?;
+        Ok(row
+            .map(|r| r.opt_int(0))
+            .transpose()?
+            .flatten()
+            .map(|m| m as f64 / 1e6))
+    })
+}
