@@ -846,9 +846,16 @@ fn run_task(shared: &Shared, n: usize, task: Task, cx: &child::Context) {
     }
     let mut ran = ran.unwrap_or_else(|| match child::spawn(&a.command, &task, cx, &place) {
         Ok(st) => execute(shared, n, &task, token, st),
+        // As a shell says it: 126 found but not executable, 127 not found.
         Err(e) => Ran::message(
-            127,
-            format!("worker-spawn: cannot run '{}': {e}\n", a.command[0]),
+            match e.kind() {
+                std::io::ErrorKind::PermissionDenied => 126,
+                _ => 127,
+            },
+            format!(
+                "worker-spawn: cannot run '{}': {e}\n",
+                child::expand(&a.command[0], &task)
+            ),
         ),
     });
     // A Claude Code worker's result envelope: its answer is the result, its own verdict
