@@ -44,7 +44,7 @@ use std::time::{Duration, Instant};
 use util::{Run, Store, BINARIES};
 
 /// How many blocks are marked as recipes today; fewer fails the build.
-const MARKED: usize = 14;
+const MARKED: usize = 15;
 
 /// How long one recipe may run before it counts as hung (and is killed).
 const LIMIT: Duration = Duration::from_secs(180);
@@ -289,6 +289,28 @@ echo '# auth' > README.md && git add README.md && git commit -qm 'the code base'
         file: None,
         code: 0,
         check: check_merge_branches,
+    },
+    Recipe {
+        name: "max-cost",
+        // The example worker as in the repository, and a `claude` that answers with
+        // Claude Code's result envelope at $0.50 a call.
+        setup: concat!(
+            "mkdir -p examples/claude\n",
+            "cp '",
+            env!("CARGO_MANIFEST_DIR"),
+            "/examples/claude/worker.sh' examples/claude/\n",
+            r#"cat > "$HOME/bin/claude" <<'SH'
+#!/bin/sh
+echo "$*" >> "$HOME/calls"
+printf '{"type":"result","subtype":"success","is_error":false,"result":"done: %s","session_id":"s-%s","total_cost_usd":0.5,"num_turns":3,"duration_ms":1200}\n' "$TASK_SUBJECT" "$TASK_ID"
+SH
+for n in $(seq 1 20); do task-create "Step $n" -d "Do step $n" >/dev/null; done
+"#
+        ),
+        after: None,
+        file: None,
+        code: 0,
+        check: check_max_cost,
     },
 ];
 
@@ -581,6 +603,39 @@ fn check_merge_branches(_: &Run, s: &Store) {
         "",
         "the merged branches are deleted"
     );
+}
+
+fn check_max_cost(r: &Run, s: &Store) {
+    assert!(
+        r.stderr.contains("claiming no more tasks"),
+        "the pool stopped at its budget: {}",
+        r.stderr
+    );
+    // Four workers stop claiming at $5 (ten tasks); those already running finish.
+    let done = s.ids(&["-s", "completed"]).len();
+    assert!((10..=13).contains(&done), "{done} tasks ran");
+    assert_eq!(s.ids(&["-s", "pending"]).len(), 20 - done);
+    let spent = format!("{:.6}", done as f64 * 0.5);
+    assert!(
+        r.stdout.contains(&format!("\ncost_usd {spent}\n")),
+        "{}",
+        r.stdout
+    );
+    let heading = format!(
+        "## 20 tasks: {} pending, {done} completed · ${:.2}\n",
+        20 - done,
+        done as f64 * 0.5
+    );
+    assert!(r.stdout.ends_with(&heading), "{}", r.stdout);
+    // The example worker called Claude Code as it says, and the answer is the result.
+    let calls = read(&s.dir().join("home/calls"));
+    assert!(
+        calls.starts_with("-p --output-format json --permission-mode acceptEdits Do step "),
+        "{calls}"
+    );
+    let t = s.json("1");
+    assert_eq!(t["result"], "done: Step 1");
+    assert_eq!(t["metadata"]["claude"]["sessionId"], "s-1");
 }
 
 // ---------------------------------------------------------------------------------------

@@ -547,8 +547,9 @@ Examples:
 
 The command runs without a shell. It gets TASK_ID, TASK_SUBJECT, TASK_DESCRIPTION,
 TASK_LIST, CLAUDE_CODE_TASK_LIST_ID, TASK_DB, TASK_OWNER, TASK_ATTEMPT, TASK_METADATA,
-TASK_FEEDBACK (with --worktree also TASK_WORKTREE, TASK_BRANCH), and {id} {subject}
-{description} {list} {attempt} {feedback} in its arguments ({{ and }} for braces).
+TASK_FEEDBACK, TASK_SESSION (with --worktree also TASK_WORKTREE, TASK_BRANCH), and {id}
+{subject} {description} {list} {attempt} {feedback} {session} in its arguments ({{ and }}
+for braces).
 Exit 0 (and a passing check, with --verify or the task's own) completes the task with
 stdout as its result; anything else retries it while attempts remain (maxAttempts),
 then fails it. Execution is at-least-once.";
