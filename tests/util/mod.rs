@@ -13,6 +13,8 @@
 //! Use it from a test file with `mod util;`. Not every test file uses every helper.
 #![allow(dead_code)]
 
+pub mod claude;
+
 use serde_json::Value;
 use std::ffi::OsStr;
 use std::io::Write;
