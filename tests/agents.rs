@@ -486,16 +486,15 @@ fn the_claude_worker_example_starts_from_the_description_and_resumes_a_retry() {
         "--permission-mode",
         "acceptEdits",
     ];
+    // The prompt comes first: an option such as --allowedTools takes every word after it.
     let first = |prompt: &str| -> Vec<String> {
-        let mut v = vec!["-p"];
+        let mut v = vec!["-p", prompt];
         v.extend(flags);
-        v.push(prompt);
         v.into_iter().map(str::to_string).collect()
     };
     let resumed = |session: &str, prompt: &str| -> Vec<String> {
-        let mut v = vec!["-p", "--resume", session];
+        let mut v = vec!["-p", prompt, "--resume", session];
         v.extend(flags);
-        v.push(prompt);
         v.into_iter().map(str::to_string).collect()
     };
     assert_eq!(call(&s, "1.1"), first("Write the docs"));
@@ -533,7 +532,8 @@ fn the_claude_worker_example_takes_its_cli_and_flags_from_the_environment() {
             ("CLAUDE_CODE", &cli),
             (
                 "CLAUDE_WORKER_FLAGS",
-                "--model haiku --allowedTools=Edit,Bash(cargo:*)",
+                // Quoted as in a shell: the script reads it with `eval`.
+                "--model haiku '--allowedTools=Edit,Bash(cargo:*)'",
             ),
         ],
         &["--", &worker_sh()],
@@ -542,22 +542,27 @@ fn the_claude_worker_example_takes_its_cli_and_flags_from_the_environment() {
     let flags = ["--model", "haiku", "--allowedTools=Edit,Bash(cargo:*)"];
     assert_eq!(
         call(&s, "1.1"),
-        [&["-p", "--output-format", "json"][..], &flags, &["Tidy up"]].concat()
+        [&["-p", "Tidy up", "--output-format", "json"][..], &flags].concat()
     );
     assert_eq!(
         call(&s, "1.2"),
         [
-            &["-p", "--resume", "s-1-1", "--output-format", "json"][..],
+            &[
+                "-p",
+                "The previous attempt did not succeed. Finish the task.",
+                "--resume",
+                "s-1-1",
+                "--output-format",
+                "json",
+            ][..],
             &flags,
-            &["The previous attempt did not succeed. Finish the task."]
         ]
         .concat()
     );
 }
 
 // ---------------------------------------------------------------------------------------
-// Bugs found while writing these tests: each test says what should happen and fails
-// today; run them with `cargo test --test agents -- --ignored`.
+// Bugs found while writing these tests, fixed since; each test says what should happen.
 
 /// BUG: worker-spawn keeps only the first `--max-output` bytes of stdout (default 1 MiB)
 /// and looks for the envelope in what it kept. A stream-json transcript longer than that
@@ -566,7 +571,6 @@ fn the_claude_worker_example_takes_its_cli_and_flags_from_the_environment() {
 /// and the result is the cut-off stream. The same for one `--output-format json`
 /// envelope whose `result` is longer than `--max-output`.
 #[test]
-#[ignore = "BUG: the envelope is looked for only in the first --max-output bytes of stdout"]
 fn bug_an_envelope_after_max_output_bytes_is_still_read() {
     let s = Store::new();
     s.create("long session", &[]);
@@ -596,7 +600,6 @@ fn bug_an_envelope_after_max_output_bytes_is_still_read() {
 /// the prompt, and Claude Code's `--allowedTools` takes every following word, the
 /// prompt too, unless it is written `--allowedTools=…`; anthropics/claude-code#25978.)
 #[test]
-#[ignore = "BUG: examples/claude/worker.sh cannot pass a tool rule with a space"]
 fn bug_the_claude_worker_example_passes_a_tool_rule_with_a_space() {
     let s = Store::new();
     let cli = script(&s, "my-claude", CLAUDE);
@@ -629,7 +632,6 @@ fn bug_the_claude_worker_example_passes_a_tool_rule_with_a_space() {
 /// from Claude Code's files), so the two can disagree: here the report says $100.00
 /// while the count and the budget see nothing spent.
 #[test]
-#[ignore = "BUG: the md heading's cost comes from metadata, the count's from the store"]
 fn bug_the_md_heading_and_the_count_agree_on_the_spending() {
     let s = Store::new();
     s.create_batch(

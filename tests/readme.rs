@@ -630,7 +630,10 @@ fn check_max_cost(r: &Run, s: &Store) {
     // The example worker called Claude Code as it says, and the answer is the result.
     let calls = read(&s.dir().join("home/calls"));
     assert!(
-        calls.starts_with("-p --output-format json --permission-mode acceptEdits Do step "),
+        calls.starts_with("-p Do step ")
+            && calls
+                .lines()
+                .all(|l| l.ends_with(" --output-format json --permission-mode acceptEdits")),
         "{calls}"
     );
     let t = s.json("1");

@@ -8,16 +8,16 @@
 #
 #   worker-spawn -j 4 --max-cost 5 --verify 'cargo test' -- examples/claude/worker.sh
 #
-# CLAUDE_CODE names the CLI (default: claude). CLAUDE_WORKER_FLAGS are passed to every
-# call (default: --permission-mode acceptEdits, so that a worker may edit files; add
-# --allowedTools 'Bash(cargo test:*)' and the like for the commands it must run).
+# CLAUDE_CODE names the CLI (default: claude). CLAUDE_WORKER_FLAGS are added to every
+# call, quoted as in a shell (default: --permission-mode acceptEdits, so that a worker may
+# edit files); e.g. CLAUDE_WORKER_FLAGS="--permission-mode acceptEdits --allowedTools
+# 'Bash(cargo test:*)'". The prompt comes first: options such as --allowedTools take every
+# word after them.
 set -eu
 claude=${CLAUDE_CODE:-claude}
-flags=${CLAUDE_WORKER_FLAGS:---permission-mode acceptEdits}
+eval "set -- ${CLAUDE_WORKER_FLAGS---permission-mode acceptEdits}"
 if [ -n "${TASK_SESSION:-}" ]; then
   feedback=${TASK_FEEDBACK:-"The previous attempt did not succeed. Finish the task."}
-  # shellcheck disable=SC2086 # the flags are words
-  exec "$claude" -p --resume "$TASK_SESSION" --output-format json $flags "$feedback"
+  exec "$claude" -p "$feedback" --resume "$TASK_SESSION" --output-format json "$@"
 fi
-# shellcheck disable=SC2086
-exec "$claude" -p --output-format json $flags "$TASK_DESCRIPTION"
+exec "$claude" -p "$TASK_DESCRIPTION" --output-format json "$@"

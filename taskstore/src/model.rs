@@ -332,6 +332,10 @@ pub struct Task {
     /// The claiming worker-spawn's `--output-dir` for this list: the attempt's output
     /// grows in `<dir>/<id>.out` and `.err` (shown as `logFile`).
     pub output_dir: Option<String>,
+    /// What its Claude Code workers cost, as worker-spawn recorded it from their result
+    /// envelopes (the store's count, which `--max-cost` reads; not shown apart: the
+    /// JSON has it as `metadata.claude.costUsd`).
+    pub cost_usd: Option<f64>,
     pub created_at: i64,
     pub updated_at: i64,
     pub started_at: Option<i64>,

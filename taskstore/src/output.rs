@@ -252,11 +252,12 @@ pub fn dollars(usd: f64) -> String {
     }
 }
 
-/// What the tasks have cost (their `metadata.claude.costUsd`), None when none has a cost.
+/// What the tasks have cost, as the store counts it (`worker-spawn --max-cost` reads the
+/// same), None when none has a cost.
 pub fn tasks_cost<'a>(tasks: impl IntoIterator<Item = &'a crate::model::Task>) -> Option<f64> {
     tasks
         .into_iter()
-        .filter_map(|t| crate::model::claude_cost(&t.metadata))
+        .filter_map(|t| t.cost_usd)
         .fold(None, |sum, c| Some(sum.unwrap_or(0.0) + c))
 }
 

@@ -180,7 +180,7 @@ const RETRIES: usize = 20;
 const COLS: &str = "id, subject, description, active_form, status, owner, priority, metadata, \
     attempts, max_attempts, result, log, exit_code, claim_token, lease_until, \
     created_at, updated_at, started_at, finished_at, holder_host, holder_pid, holder_start, key, \
-    verify, feedback, depth, output_dir";
+    verify, feedback, depth, output_dir, cost_micros";
 
 /// Pending tasks that (transitively) wait for a failed or cancelled task. Binds ?1 = list.
 const DEAD_CTE: &str = "WITH RECURSIVE dead(id) AS ( \

@@ -265,6 +265,9 @@ pub fn spawn_check(
 pub struct Captured {
     pub stdout: Vec<u8>,
     pub stdout_total: u64,
+    /// The end of stdout, once it outgrew `--max-output` (what `stdout` lost): a Claude
+    /// Code worker's result envelope is its last line.
+    pub stdout_end: Vec<u8>,
     /// The end of stderr (of a check: of its whole output).
     pub stderr_tail: Vec<u8>,
 }
@@ -275,7 +278,18 @@ impl Captured {
         Captured {
             stdout: Vec::new(),
             stdout_total: 0,
+            stdout_end: Vec::new(),
             stderr_tail: msg.into_bytes(),
+        }
+    }
+
+    /// The output a result envelope is looked for in: all of stdout when it was kept
+    /// whole, else the end that `--max-output` cut off (its last line is the envelope).
+    pub fn envelope_source(&self) -> &[u8] {
+        if self.stdout_end.is_empty() {
+            &self.stdout
+        } else {
+            &self.stdout_end
         }
     }
 
@@ -336,6 +350,7 @@ pub fn capture(s: &mut Started) -> Captured {
     let mut cap = Captured {
         stdout: Vec::new(),
         stdout_total: 0,
+        stdout_end: Vec::new(),
         stderr_tail: Vec::new(),
     };
     let mut buf = vec![0u8; 64 * 1024];
@@ -378,6 +393,9 @@ pub fn capture(s: &mut Started) -> Captured {
                         let keep = (s.max_output.saturating_sub(cap.stdout_total) as usize).min(n);
                         cap.stdout.extend_from_slice(&buf[..keep]);
                         cap.stdout_total += n as u64;
+                        if keep < n {
+                            keep_end(&mut cap.stdout_end, &buf[keep..n], STDOUT_END);
+                        }
                         if let Some(f) = &mut out_file {
                             let _ = f.write_all(&buf[..n]);
                         }
@@ -406,6 +424,17 @@ pub fn capture(s: &mut Started) -> Captured {
         cap.stderr_tail.drain(..cap.stderr_tail.len() - s.tail);
     }
     cap
+}
+
+/// How much of stdout's end is kept past `--max-output`: room for a result envelope.
+const STDOUT_END: usize = 1024 * 1024;
+
+/// Append `bytes` to `end`, keeping at most its last `max` bytes (trimmed in batches).
+fn keep_end(end: &mut Vec<u8>, bytes: &[u8], max: usize) {
+    end.extend_from_slice(bytes);
+    if end.len() > 2 * max {
+        end.drain(..end.len() - max);
+    }
 }
 
 /// The exitCode recorded for a finished command: its code, or 128 + the signal.
@@ -450,6 +479,7 @@ mod tests {
             lease_until: None,
             holder: None,
             output_dir: None,
+            cost_usd: None,
             created_at: 0,
             updated_at: 0,
             started_at: None,

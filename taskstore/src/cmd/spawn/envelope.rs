@@ -29,14 +29,19 @@ pub struct Envelope {
 /// non-empty line (stream-json). It must say `"type":"result"` and carry `subtype` and
 /// `is_error`; anything less is not taken for one.
 pub fn parse(stdout: &[u8]) -> Option<Envelope> {
-    let text = std::str::from_utf8(stdout).ok()?.trim();
-    if !text.ends_with('}') {
+    let end = stdout.trim_ascii_end();
+    if !end.ends_with(b"}") {
         return None;
     }
-    let whole = serde_json::from_str::<Value>(text).ok();
+    // The whole output, else its last line (what came before may even be cut off
+    // mid-character by --max-output: only the last line must be text).
+    let whole = serde_json::from_slice::<Value>(end).ok();
     let v = match whole {
         Some(v) => v,
-        None => serde_json::from_str(text.lines().rev().find(|l| !l.trim().is_empty())?).ok()?,
+        None => {
+            let last = end.rsplit(|&b| b == b'\n').next()?;
+            serde_json::from_slice(last).ok()?
+        }
     };
     let o = v.as_object()?;
     if o.get("type")?.as_str()? != "result" {

@@ -864,7 +864,7 @@ fn run_task(shared: &Shared, n: usize, task: Task, cx: &child::Context) {
     let agent = ran
         .stop
         .is_none()
-        .then(|| envelope::parse(&ran.cap.stdout))
+        .then(|| envelope::parse(ran.cap.envelope_source()))
         .flatten();
     let agent_failed = agent.as_ref().is_some_and(|e| e.is_error);
     if let Some(e) = &agent {

@@ -304,6 +304,7 @@ pub(super) fn task_from_row(r: &Row, list: &ListId) -> Result<Task> {
         feedback: r.opt_text(24)?,
         depth: r.int(25)?,
         output_dir: r.opt_text(26)?,
+        cost_usd: r.opt_int(27)?.map(|m| m as f64 / 1e6),
         attempts: r.int(8)?,
         max_attempts: r.int(9)?,
         result: r.opt_text(10)?,
