@@ -1,7 +1,8 @@
 //! `worker-spawn --detach`: the pool goes on in a session of its own, so that the caller
-//! — Claude Code's Bash tool kills a call's whole process group after two minutes — can
-//! return at once. What can be checked is checked before: the flags (clap), the command
-//! (`check_runnable`), the store (it opens).
+//! — Claude Code's Bash tool moves a call to the background after two minutes and stops
+//! its whole process group ten minutes later — can return at once. What can be checked
+//! is checked before: the flags (clap), the command (`check_runnable`), the store (it
+//! opens).
 
 use crate::cli::{SpawnArgs, SpawnFormat};
 use crate::error::{Error, Result};
