@@ -262,6 +262,57 @@ def bench_stop(rounds=20):
         print()
 
 
+def claude_cli():
+    """The real Claude Code CLI: BENCH_CLAUDE, else the one .ci/claude installs."""
+    cli = os.environ.get("BENCH_CLAUDE") or os.path.join(ROOT, "target", "claude-code", "node_modules", ".bin", "claude")
+    return cli if os.path.exists(cli) else None
+
+
+def bench_claude(rounds=20):
+    """What a real `claude -p` worker costs worker-spawn beyond the model's time: the
+    real CLI (.ci/claude installs it; BENCH_CLAUDE names another) against the scripted
+    model server of the tests, which answers at once, so what is measured is the CLI's
+    own start-up and one round trip. Median of a `claude -p` run by hand against the same
+    call made by `worker-spawn -j 1` for each of `rounds` tasks (its time per task)."""
+    cli = claude_cli()
+    if cli is None:
+        print("## claude\nskipped: no Claude Code CLI (run .ci/claude, or set BENCH_CLAUDE)\n")
+        return
+    with tempfile.TemporaryDirectory() as d:
+        scripts = os.path.join(d, "scripts.json")
+        with open(scripts, "w") as f:
+            json.dump({"hi": [{"text": "done"}]}, f)
+        model = subprocess.Popen([sys.executable, os.path.join(ROOT, "tests", "claude", "model.py"), "serve",
+                                  scripts, os.path.join(d, "requests.log")], stdout=subprocess.PIPE, text=True)
+        try:
+            port = model.stdout.readline().split()[1]
+            env = env_for(os.path.join(d, "tasks.db"))
+            home = os.path.join(d, "home")
+            os.makedirs(home)
+            env.update({"HOME": home, "CLAUDE_CONFIG_DIR": os.path.join(home, ".claude"),
+                        "ANTHROPIC_BASE_URL": f"http://127.0.0.1:{port}", "ANTHROPIC_API_KEY": "sk-bench",
+                        "CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC": "1", "DISABLE_TELEMETRY": "1",
+                        "DISABLE_AUTOUPDATER": "1", "NO_PROXY": "127.0.0.1,localhost"})
+            call = [cli, "-p", "[script:hi] go", "--output-format", "json"]
+            by_hand = [spawn_once(call, env)[0] for _ in range(rounds)]
+            for i in range(rounds):
+                run([tool("task-create"), f"task {i}", "-d", "[script:hi] go"], env)
+            t0 = time.perf_counter()
+            run([tool("worker-spawn"), "-j", "1", "--no-progress", "--", cli, "-p", "{description}",
+                 "--output-format", "json"], env)
+            pooled = (time.perf_counter() - t0) / rounds
+            done = run([tool("task-list"), "-s", "completed", "--count", "--format", "json"], env).stdout
+            print("## claude")
+            print(f"claude -p (real CLI {subprocess.run([cli, '--version'], capture_output=True, text=True).stdout.strip()}, "
+                  f"scripted model answering at once) by hand: median {median_ms(by_hand):.0f} ms")
+            print(f"the same under worker-spawn -j 1, per task (claim, run, record the envelope): "
+                  f"{pooled * 1000:.0f} ms = {pooled / statistics.median(by_hand):.2f}x; "
+                  f"completed: {json.loads(done)['completed']} of {rounds}")
+            print()
+        finally:
+            model.kill()
+
+
 def bench_workers(n=2000, jobs=4, rounds=3):
     """worker-spawn -j 4 -- true over 2 000 tasks against xargs -P 4 -n 1 true and GNU
     parallel -j 4 true on the same 2 000 items (targets: >= 70 % of xargs's throughput,
@@ -802,7 +853,7 @@ def bench_before(rounds=300):
 
 
 BENCHES = {"calls": bench_calls, "profile": bench_profile, "batch": bench_batch, "scale": bench_scale, "wait": bench_wait,
-           "workers": bench_workers, "sync": bench_sync, "scopes": bench_scopes, "makespan": bench_makespan, "depth": bench_depth, "watch": bench_watch, "stop": bench_stop, "pg": bench_pg, "before": bench_before}
+           "workers": bench_workers, "sync": bench_sync, "scopes": bench_scopes, "makespan": bench_makespan, "depth": bench_depth, "watch": bench_watch, "stop": bench_stop, "claude": bench_claude, "pg": bench_pg, "before": bench_before}
 # Run only when named: it builds another revision.
 NOT_BY_DEFAULT = {"before"}
 
@@ -811,7 +862,7 @@ QUICK = {"calls": {"rounds": 5}, "profile": {"rounds": 3}, "batch": {"n": 1000, 
          "scale": {"small": 100, "large": 1000, "rounds": 5}, "wait": {"rounds": 3, "idle_cpu": 1.0},
          "workers": {"n": 100, "rounds": 1}, "sync": {"n": 50, "rounds": 2, "idle_cpu": 1.0},
          "scopes": {"held": 100, "rounds": 3}, "makespan": {"n": 40, "seeds": 1}, "depth": {"n": 50, "big": 500, "rounds": 1},
-         "watch": {"idle": 1.0}, "stop": {"rounds": 2}, "pg": {"rounds": 3, "n": 20, "spawn_n": 50},
+         "watch": {"idle": 1.0}, "stop": {"rounds": 2}, "claude": {"rounds": 2}, "pg": {"rounds": 3, "n": 20, "spawn_n": 50},
          "before": {"rounds": 3}}
 
 
