@@ -6,12 +6,15 @@
 //! runs there. Without the CLI each test prints `SKIPPED: …` (CI installs it and sets
 //! TASK_TEST_CLAUDE_REQUIRED, so there they never skip).
 
+mod procs;
 mod util;
 
+use procs::Bg;
 use serde_json::{json, Value};
+use std::path::Path;
 use std::process::Command;
 use util::claude::{skill_calls, Claude};
-use util::{Run, Store};
+use util::{wait_until, Run, Store, DEADLINE};
 
 fn run(mut c: Command) -> Run {
     Run::from_output(&c.output().expect("run a command"))
@@ -488,4 +491,349 @@ fn task_sync_meets_the_real_task_tools_both_ways() {
         "{:?}",
         check[3]
     );
+}
+
+/// `task-sync --follow` on list `list`, started and ready (its signal handlers are in).
+fn follow(s: &Store, list: &str) -> Bg {
+    let mut c = s.std_cmd("task-sync");
+    c.env("CLAUDE_CODE_TASK_LIST_ID", list).arg("--follow");
+    let mut bg = Bg::spawn("task-sync --follow", c);
+    bg.wait_for_handlers();
+    bg
+}
+
+/// Stop a `task-sync --follow` with SIGTERM: exit 143, and what it said on stderr.
+fn stop_follow(bg: Bg) -> String {
+    bg.signal("TERM");
+    let r = bg.wait();
+    assert_eq!(r.code, 143, "{r:?}");
+    r.stderr
+}
+
+/// The task files of a Claude Code folder (`<n>.json`), as `(n, parsed)`, by id; a
+/// file that does not parse (one being written) is left out.
+fn task_files(dir: &Path) -> Vec<(u64, Value)> {
+    let mut out: Vec<(u64, Value)> = std::fs::read_dir(dir)
+        .map(|d| {
+            d.filter_map(|e| {
+                let e = e.ok()?;
+                let name = e.file_name().into_string().ok()?;
+                let id = name.strip_suffix(".json")?.parse().ok()?;
+                let text = std::fs::read_to_string(e.path()).ok()?;
+                Some((id, serde_json::from_str(&text).ok()?))
+            })
+            .collect()
+        })
+        .unwrap_or_default();
+    out.sort_by_key(|(id, _)| *id);
+    out
+}
+
+/// The file id of the task file whose subject is `subject`, once task-sync wrote it.
+fn file_id(dir: &Path, subject: &str) -> String {
+    let mut id = None;
+    wait_until(DEADLINE, || {
+        id = task_files(dir)
+            .into_iter()
+            .find(|(_, f)| f["subject"] == subject)
+            .map(|(i, _)| i.to_string());
+        id.is_some()
+    });
+    id.unwrap()
+}
+
+/// The events of task `id` (`task-list ID --history --format json`).
+fn history(s: &Store, id: &str, list: &str) -> Vec<Value> {
+    let out = s.ok(
+        "task-list",
+        [id, "--history", "--format", "json", "--list", list],
+    );
+    serde_json::from_str::<Value>(&out)
+        .unwrap_or_else(|e| panic!("bad JSON ({e}): {out}"))
+        .as_array()
+        .expect("an array of events")
+        .clone()
+}
+
+/// A session that takes a task the Claude Code way — TaskUpdate with its name as owner
+/// and status in_progress — while task-sync follows and a pool runs the list: the bridge
+/// makes that a claim, so the pool never runs the task, and runs the others. The task
+/// is blocked by one the pool is busy with until the claim is in the store, so the pool
+/// cannot have claimed it first.
+#[test]
+fn a_real_session_claims_a_task_and_the_pool_leaves_it_alone() {
+    let s = Store::new();
+    let list = "claims";
+    let Some(cc) = Claude::start(&s, &json!({})) else {
+        return;
+    };
+    let gate = s.create("gate", &["--list", list]);
+    let taken = s.create("taken by alice", &["--list", list, "--blocked-by", &gate]);
+    let left = s.create("left to the pool", &["--list", list, "--blocked-by", &gate]);
+    let dir = cc.tasks_dir(list);
+    let sync = follow(&s, list);
+    let file = file_id(&dir, "taken by alice");
+    file_id(&dir, "left to the pool");
+
+    // The pool runs the gate until the file `open` exists; every task it runs is a line
+    // in ran.log.
+    let mut c = s.std_cmd("worker-spawn");
+    c.args(["--list", list, "-j", "2", "--no-progress", "--", "sh", "-c"])
+        .arg(
+            "echo \"$TASK_SUBJECT\" >> ran.log; \
+             if [ \"$TASK_SUBJECT\" = gate ]; then until [ -e open ]; do sleep 0.02; done; fi",
+        );
+    let pool = Bg::spawn("worker-spawn", c);
+    wait_until(DEADLINE, || {
+        s.json_in(&gate, &["--list", list])["status"] == "in_progress"
+    });
+
+    cc.model.add_scripts(&json!({"alice": [
+        load_task_tools(),
+        {"tool_use": {"name": "TaskUpdate",
+            "input": {"taskId": file, "owner": "alice", "status": "in_progress"}}},
+        {"text": "mine"}
+    ]}));
+    let mut c = cc.cmd(&s, "[script:alice] Take the task that is yours.");
+    c.env("CLAUDE_CODE_TASK_LIST_ID", list);
+    let r = run(c);
+    assert_eq!((r.code, r.stdout.as_str()), (0, "mine\n"), "{r:?}");
+    let seen = cc.model.seen("alice");
+    assert!(
+        seen.len() == 2
+            && !seen[1].is_error
+            && seen[1].content == format!("Updated task #{file} owner, status"),
+        "{seen:#?}"
+    );
+
+    // The bridge made it alice's claim; only then does the gate open.
+    wait_until(DEADLINE, || {
+        let t = s.json_in(&taken, &["--list", list]);
+        t["status"] == "in_progress" && t["owner"] == "alice"
+    });
+    s.file("open", "");
+    wait_until(DEADLINE, || {
+        s.json_in(&left, &["--list", list])["status"] == "completed"
+    });
+    assert_eq!(s.json_in(&gate, &["--list", list])["status"], "completed");
+    // Nothing is left for the pool: stop it, then look at what it ran.
+    // It exits with nothing left that it could claim: alice holds the third.
+    let r = pool.wait();
+    assert_eq!(r.code, 0, "{r:?}");
+    assert!(r.stderr.contains("2 completed, 0 failed"), "{r:?}");
+    assert_eq!(
+        std::fs::read_to_string(s.dir().join("ran.log")).unwrap(),
+        "gate\nleft to the pool\n"
+    );
+    let t = s.json_in(&taken, &["--list", list]);
+    assert_eq!(
+        (&t["status"], &t["owner"]),
+        (&json!("in_progress"), &json!("alice")),
+        "{t}"
+    );
+    let claims: Vec<Value> = history(&s, &taken, list)
+        .into_iter()
+        .filter(|e| e["event"] == "claimed")
+        .collect();
+    assert!(claims.is_empty(), "{claims:?}");
+    stop_follow(sync);
+}
+
+/// Real `claude -p` workers that mark their own task completed with the real TaskUpdate
+/// (in the folder task-sync keeps: worker-spawn hands them the list as
+/// CLAUDE_CODE_TASK_LIST_ID) while worker-spawn finishes the same task and task-sync
+/// follows: each task ends completed once, with the worker's answer as its result.
+/// Each worker waits (Bash) until its file shows its claim, so its TaskUpdate is a
+/// change of the file after the bridge wrote the claim into it, and then runs a pass of
+/// task-sync itself, so the bridge reads that change before the worker exits.
+#[test]
+#[ignore = "BUG: task-sync imports a worker's own TaskUpdate(completed) as a completion \
+            from outside (an `edited` event, no `finished`), so worker-spawn stops the \
+            worker and its result and exit code are lost"]
+fn real_workers_that_complete_their_own_task_file_complete_it_once() {
+    let s = Store::new();
+    let list = "selfdone";
+    let Some(cc) = Claude::start(&s, &json!({})) else {
+        return;
+    };
+    let names = ["w1", "w2"];
+    let ids: Vec<String> = names
+        .iter()
+        .map(|n| {
+            let d = format!("[script:{n}] Do {n}, then mark your task completed.");
+            s.create(n, &["--list", list, "-d", &d])
+        })
+        .collect();
+    let dir = cc.tasks_dir(list);
+    let sync = follow(&s, list);
+    let mut files = Vec::new();
+    for n in names {
+        let file = file_id(&dir, n);
+        files.push(file.clone());
+        let path = dir.join(format!("{file}.json"));
+        let claimed = format!(
+            "until grep -q in_progress '{}'; do sleep 0.02; done",
+            path.display()
+        );
+        cc.model.add_scripts(&json!({n: [
+            load_task_tools(),
+            bash(&claimed),
+            {"tool_use": {"name": "TaskUpdate",
+                "input": {"taskId": file, "status": "completed"}}},
+            // A pass of the bridge surely reads the edit before the worker ends (one
+            // by hand takes turns with the follower): what it does with it is what the
+            // test sees, whichever process would have been first.
+            bash("task-sync --once"),
+            {"text": format!("{n} done")}
+        ]}));
+    }
+
+    let mut c = cc.store_cmd(&s, "worker-spawn");
+    c.env("CLAUDE_CODE_TASK_LIST_ID", list)
+        .args(["-j", "2", "--no-progress", "--"])
+        .arg(cc.cli())
+        .args(["-p", "{description}", "--allowedTools", "Bash"]);
+    let r = run(c);
+    for (n, file) in names.iter().zip(&files) {
+        let seen = cc.model.seen(n);
+        let names: Vec<&str> = seen.iter().map(|t| t.name.as_str()).collect();
+        // Each worker got as far as its edit of the file, which the tool made.
+        assert!(
+            names.starts_with(&["ToolSearch", "Bash", "TaskUpdate"]),
+            "{seen:#?}"
+        );
+        assert!(seen.iter().all(|t| !t.is_error), "{seen:#?}");
+        assert_eq!(seen[2].content, format!("Updated task #{file} status"));
+    }
+    assert_eq!(r.code, 0, "{r:?}");
+    assert!(r.stderr.contains("2 completed, 0 failed"), "{r:?}");
+    for (n, id) in names.iter().zip(&ids) {
+        let t = s.json_in(id, &["--list", list]);
+        assert_eq!(t["status"], "completed", "{t}");
+        assert_eq!(t["result"], format!("{n} done\n"), "{t}");
+        let events = history(&s, id, list);
+        let finished = events.iter().filter(|e| e["event"] == "finished").count();
+        assert_eq!(finished, 1, "{events:#?}");
+        // The worker ran to its end: its pass of task-sync too.
+        assert_eq!(cc.model.seen(n).len(), 4, "{n}");
+    }
+    let count = s.ok("task-list", ["--count", "--list", list]);
+    assert!(
+        count.starts_with("pending 0 / in_progress 0 / completed 2 / failed 0"),
+        "{count}"
+    );
+    // The bridge writes the outcome back: both files completed.
+    wait_until(DEADLINE, || {
+        task_files(&dir)
+            .iter()
+            .all(|(_, f)| f["status"] == "completed")
+    });
+    assert_eq!(task_files(&dir).len(), 2);
+    stop_follow(sync);
+}
+
+/// Four real sessions plan at once in one Claude Code folder (three TaskCreate each)
+/// while task-sync follows: Claude Code's lock gives every task a file id of its own
+/// (no session overwrote another's file), and the bridge imports each task once.
+#[test]
+fn four_real_sessions_creating_tasks_at_once_are_each_imported_once() {
+    let s = Store::new();
+    let list = "crowd";
+    let who = ["a", "b", "c", "d"];
+    let subject = |w: &str, k: usize| format!("{w}: step {k}");
+    let scripts: serde_json::Map<String, Value> = who
+        .iter()
+        .map(|w| {
+            let mut turns = vec![load_task_tools()];
+            for k in 1..=3 {
+                turns.push(json!({"tool_use": {"name": "TaskCreate", "input": {
+                    "subject": subject(w, k), "description": format!("{w} plans step {k}")}}}));
+            }
+            turns.push(json!({"text": format!("{w} planned")}));
+            (format!("plan-{w}"), Value::Array(turns))
+        })
+        .collect();
+    let Some(cc) = Claude::start(&s, &Value::Object(scripts)) else {
+        return;
+    };
+    let dir = cc.tasks_dir(list);
+    std::fs::create_dir_all(&dir).expect("the list's folder");
+    let sync = follow(&s, list);
+    let sessions: Vec<Bg> = who
+        .iter()
+        .map(|w| {
+            let mut c = cc.cmd(&s, &format!("[script:plan-{w}] Plan your part."));
+            c.env("CLAUDE_CODE_TASK_LIST_ID", list);
+            Bg::spawn(w, c)
+        })
+        .collect();
+    for (w, p) in who.iter().zip(sessions) {
+        let r = p.wait();
+        assert_eq!(
+            (r.code, r.stdout.clone()),
+            (0, format!("{w} planned\n")),
+            "{r:?}"
+        );
+    }
+
+    // Each session was told a file id of its own for each task.
+    let mut told = Vec::new();
+    for w in who {
+        let seen = cc.model.seen(&format!("plan-{w}"));
+        assert_eq!(seen.len(), 4, "{seen:#?}");
+        for (k, t) in (1..=3).zip(&seen[1..]) {
+            let id = t
+                .content
+                .strip_prefix("Task #")
+                .and_then(|r| r.strip_suffix(&format!(" created successfully: {}", subject(w, k))))
+                .unwrap_or_else(|| panic!("{t:?}"));
+            told.push(id.parse::<u64>().expect("a file id"));
+        }
+    }
+    told.sort_unstable();
+    assert_eq!(told, (1..=12).collect::<Vec<u64>>());
+
+    // Twelve files, ids 1 to 12, one a subject.
+    let mut want: Vec<String> = who
+        .iter()
+        .flat_map(|w| (1..=3).map(move |k| subject(w, k)))
+        .collect();
+    want.sort();
+    let files = task_files(&dir);
+    let ids: Vec<u64> = files.iter().map(|(i, _)| *i).collect();
+    assert_eq!(ids, (1..=12).collect::<Vec<u64>>(), "{files:#?}");
+    let mut subjects: Vec<String> = files
+        .iter()
+        .map(|(_, f)| f["subject"].as_str().expect("a subject").to_string())
+        .collect();
+    subjects.sort();
+    assert_eq!(subjects, want);
+
+    // The bridge took each in once: twelve tasks, the twelve subjects.
+    let in_store = || {
+        let mut v: Vec<String> = s
+            .tasks(&["--list", list])
+            .iter()
+            .map(|t| t["subject"].as_str().expect("a subject").to_string())
+            .collect();
+        v.sort();
+        v
+    };
+    wait_until(DEADLINE, || in_store().len() >= 12);
+    stop_follow(sync);
+    assert_eq!(in_store(), want);
+    // One more pass finds every pair in place: no file written, no task made.
+    let r = s.exec_with(
+        "task-sync",
+        ["--once", "-v"],
+        &[("CLAUDE_CODE_TASK_LIST_ID", list)],
+        None,
+    );
+    assert_eq!(
+        (r.code, r.stdout.as_str(), r.stderr.as_str()),
+        (0, "", ""),
+        "{r:?}"
+    );
+    assert_eq!(task_files(&dir).len(), 12);
+    assert_eq!(in_store(), want);
 }
