@@ -398,24 +398,13 @@ fn a_detach_that_cannot_run_its_command_starts_nothing() {
     assert_eq!(s.json("1")["status"], "completed");
 }
 
-/// The calls of `examples/claude/SKILL.md`'s loop, from its marked code block.
-fn skill_calls() -> Vec<String> {
-    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/examples/claude/SKILL.md");
-    let skill = std::fs::read_to_string(path).expect("read SKILL.md");
-    let from = skill.find("<!-- the calls").expect("the marked block");
-    let block = &skill[from..];
-    let start = block.find("```sh\n").expect("a sh block") + 6;
-    let end = block[start..].find("```").expect("its end") + start;
-    block[start..end].lines().map(str::to_string).collect()
-}
-
 /// The coordinator loop of `examples/claude/SKILL.md`, played as Claude Code's Bash tool
 /// runs it: each call in a shell of its own under `timeout 120`, what it prints cut at
 /// 30 000 characters. The wait's 100 s bound is cut to 1 s so that the loop goes round
 /// (the work takes at least 2 s: 25 tasks of 0.4 s, five at a time).
 #[test]
 fn the_skill_loop_completes_inside_the_bash_tool() {
-    let calls = skill_calls();
+    let calls = util::claude::skill_calls();
     assert_eq!(calls.len(), 4, "{calls:?}");
     let s = Store::new();
     let agent = s.file(

@@ -14,7 +14,7 @@ mod util;
 
 use procs::{group_gone, read_pid, Bg};
 use serde_json::Value;
-use util::{assert_failure, pairs, statuses, wait_until, Run, Store, DEADLINE};
+use util::{assert_failure, pairs, parse_json, statuses, wait_until, Run, Store, DEADLINE};
 
 /// Start `worker-spawn ARGS…` in the background.
 fn spawn_bg(s: &Store, args: &[&str]) -> Bg {
@@ -76,14 +76,6 @@ fn update_as(s: &Store, user: &str, args: &[&str]) {
         None,
     )
     .success();
-}
-
-fn parse_json(out: &str) -> Vec<Value> {
-    serde_json::from_str::<Value>(out)
-        .unwrap_or_else(|e| panic!("bad JSON ({e}): {out}"))
-        .as_array()
-        .expect("a JSON array")
-        .clone()
 }
 
 // ---------------------------------------------------------------------------------------

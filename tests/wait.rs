@@ -9,7 +9,7 @@ use procs::Bg;
 use serde_json::Value;
 use std::io::Write;
 use std::process::Stdio;
-use util::{assert_failure, pairs, statuses, Store};
+use util::{assert_failure, pairs, parse_json, statuses, Store};
 
 /// Start `task-wait ARGS…` in the background (for runs that must end by themselves; a
 /// hang fails the test at the deadline instead of blocking the suite).
@@ -43,14 +43,6 @@ fn set_status(s: &Store, id: &str, status: &str) {
 /// Create `n` tasks named T1, T2, …; returns their ids.
 fn tasks(s: &Store, n: usize) -> Vec<String> {
     (1..=n).map(|i| s.create(&format!("T{i}"), &[])).collect()
-}
-
-fn parse_json(out: &str) -> Vec<Value> {
-    serde_json::from_str::<Value>(out)
-        .unwrap_or_else(|e| panic!("bad JSON ({e}): {out}"))
-        .as_array()
-        .expect("a JSON array")
-        .clone()
 }
 
 #[test]

@@ -155,10 +155,7 @@ pub fn waves(tasks: &[Task]) -> Vec<Vec<TaskId>> {
 /// its open blockers, transitively; when such a task is ready already (so something in
 /// progress holds it back: a `--limit`, a scope), every task in progress. In id order.
 /// `tasks` are the list's open tasks.
-pub fn awaited_in_progress(
-    tasks: &[Task],
-    could_run: impl Fn(&Task) -> bool,
-) -> Vec<&Task> {
+pub fn awaited_in_progress(tasks: &[Task], could_run: impl Fn(&Task) -> bool) -> Vec<&Task> {
     use crate::model::Status;
     let by_id: HashMap<TaskId, &Task> = tasks.iter().map(|t| (t.id, t)).collect();
     let in_progress = || tasks.iter().filter(|t| t.status == Status::InProgress);

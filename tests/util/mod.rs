@@ -535,6 +535,15 @@ pub const BINARIES: &[&str] = &[
     "shell-completions",
 ];
 
+/// A JSON array printed by a command (`--format json`), its elements.
+pub fn parse_json(out: &str) -> Vec<Value> {
+    serde_json::from_str::<Value>(out)
+        .unwrap_or_else(|e| panic!("bad JSON ({e}): {out}"))
+        .as_array()
+        .expect("a JSON array")
+        .clone()
+}
+
 /// `(id, status)` of each task of a JSON array of tasks.
 pub fn statuses(v: &[Value]) -> Vec<(String, String)> {
     v.iter()

@@ -224,7 +224,13 @@ pub fn merge(
         names.push("activeForm".into());
     }
     let owner = text("owner");
-    if taken("status") {
+    // A task a worker-spawn pool runs is finished by the pool, which records what its
+    // command did (result, exit code): a worker that marks its own file completed (a
+    // `claude -p` worker with the Task tools) is not taken for someone else finishing it
+    // (which would stop that worker). Once the pool records the outcome, the file is
+    // written to match it.
+    let pool_runs_it = t.status == Status::InProgress && t.holder.is_some();
+    if taken("status") && !(pool_runs_it && status_of(theirs).is_terminal()) {
         let s = status_of(theirs);
         if s != t.status {
             u.status = Some(s);
