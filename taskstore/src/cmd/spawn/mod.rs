@@ -4,12 +4,21 @@
 //! supervisor: it enforces `--timeout`, renews leases, handles SIGINT/SIGTERM and draws
 //! the progress line. All share one store connection behind a mutex, so that our own
 //! workers never wait on each other through SQLite's busy handler.
+//!
+//! Here: the pool, its workers' claim loop and the supervisor. `run.rs` runs one claimed
+//! task and records its outcome; `changed.rs` stops a command whose task changed under
+//! it; `idle.rs` decides whether a worker with nothing to claim waits, and holds the
+//! budget; `child.rs` starts and captures a command; `envelope.rs` reads a Claude Code
+//! worker's result.
 
+mod changed;
 mod child;
 mod detach;
 mod envelope;
 mod guardian;
+mod idle;
 mod pools;
+mod run;
 mod worktree;
 
 pub use pools::alive as pool_alive;
@@ -17,9 +26,9 @@ pub use pools::alive as pool_alive;
 use crate::cli::SpawnArgs;
 use crate::error::{Error, Kind, Result};
 use crate::host;
-use crate::model::{Status, StatusFilter, Task, TaskId};
+use crate::model::{Status, StatusFilter, Task};
 use crate::signals::{self, Signals};
-use crate::store::{Claim, Filter, Holder, Outcome, Store};
+use crate::store::{Claim, Filter, Holder, Store};
 use guardian::Guardian;
 use nix::sys::signal::{killpg, Signal};
 use nix::unistd::Pid;
@@ -340,7 +349,7 @@ fn supervise(
             // Others' commits to the list: each is a reason to look whether a running
             // task was cancelled, deleted or finished from outside.
             if let Ok(c) = counter {
-                stop_taken_back(shared, c);
+                changed::stop_taken_back(shared, c);
             }
         }
         if last_renew.elapsed() >= renew_every {
@@ -360,103 +369,6 @@ fn supervise(
         std::thread::sleep(Duration::from_millis(10));
     }
     sig
-}
-
-/// Stop the command of every running task that is no longer ours: cancelled, deleted,
-/// completed, failed or released by someone else (or by the command itself, with its
-/// token), or taken over under another claim. What became of it is settled by its worker
-/// once the command is gone (`settle_changed`).
-fn stop_taken_back(shared: &Shared, counter: u64) {
-    let held: Vec<(usize, TaskId, i64)> = shared
-        .running()
-        .iter_mut()
-        .filter(|(_, r)| r.stop.is_none() && r.seen != counter)
-        .map(|(&n, r)| {
-            r.seen = counter;
-            (n, r.task.id, r.token)
-        })
-        .collect();
-    for (n, id, token) in held {
-        let now = shared
-            .store()
-            .tasks(&shared.args.store.list, &Filter::ids([id]));
-        let why = match now {
-            Err(e) if e.kind == Kind::NotFound => Stop::Changed,
-            Ok(t) if t[0].status != Status::InProgress => Stop::Changed,
-            Ok(t) if t[0].claim_token != Some(token) => Stop::Lost,
-            _ => continue,
-        };
-        // The worker may have finished that task and started another since the read: stop
-        // the command only if it still runs this claim.
-        let mut running = shared.running();
-        let Some(r) = running
-            .get_mut(&n)
-            .filter(|r| r.task.id == id && r.token == token && r.stop.is_none())
-        else {
-            continue;
-        };
-        if why == Stop::Lost {
-            eprintln!(
-                "worker-spawn: task {id} was taken over by another worker; stopping its command"
-            );
-        }
-        r.stop = Some((why, Instant::now()));
-        let _ = killpg(Pid::from_raw(r.pgid), Signal::SIGTERM);
-    }
-}
-
-/// After a command was stopped because its task changed under it: keep the new state and
-/// say what happened. A task the command finished itself (its history names our worker)
-/// counts as completed or failed; anything else counts as stopped, with a history note.
-fn settle_changed(shared: &Shared, task: &Task, owner: &str) -> Result<()> {
-    let list = &shared.args.store.list;
-    let mut store = shared.store();
-    let now = match store.tasks(list, &Filter::ids([task.id])) {
-        Err(e) if e.kind == Kind::NotFound => {
-            shared.stopped.fetch_add(1, SeqCst);
-            eprintln!(
-                "worker-spawn: task {} was deleted while running; its command was stopped",
-                task.id
-            );
-            return Ok(());
-        }
-        r => r?.remove(0),
-    };
-    let last = store.history(list, &[task.id], Some(1))?.pop();
-    if last.as_ref().is_some_and(|e| e.kind == "taken_over") {
-        // Its claim was lost (lease run out, or thought dead), not taken back by a person.
-        eprintln!(
-            "worker-spawn: task {} was taken over by another worker; its outcome was not recorded",
-            task.id
-        );
-        return Ok(());
-    }
-    let by = last.and_then(|e| e.by).unwrap_or_else(|| "someone".into());
-    if by == owner && now.status.is_terminal() {
-        let counter = match now.status {
-            Status::Completed => &shared.completed,
-            _ => &shared.failed,
-        };
-        counter.fetch_add(1, SeqCst);
-        return Ok(());
-    }
-    shared.stopped.fetch_add(1, SeqCst);
-    let what = match now.status {
-        Status::Pending => "released".to_string(),
-        s => s.to_string(),
-    };
-    eprintln!(
-        "worker-spawn: task {} was {what} by {by} while running; its command was stopped",
-        task.id
-    );
-    let note = crate::store::Update {
-        note: Some(format!("stopped: {what} by {by} while running")),
-        by: Some(owner.to_string()),
-        ..Default::default()
-    };
-    store.update(list, &[task.id], &note)?;
-    shared.committed();
-    Ok(())
 }
 
 fn renew(shared: &Shared) {
@@ -548,7 +460,7 @@ fn worker(shared: &Shared, n: usize) {
                 break;
             }
         }
-        match within_budget(shared) {
+        match idle::within_budget(shared) {
             Ok(true) => {}
             Ok(false) => break,
             Err(e) => return shared.fail(e),
@@ -571,453 +483,19 @@ fn worker(shared: &Shared, n: usize) {
                     // The quota is used up: the workers waiting for work can go.
                     shared.stop.store(true, SeqCst);
                 }
-                run_task(shared, n, task, &cx);
+                run::run_task(shared, n, task, &cx);
             }
             Ok(None) => {
                 if a.max_tasks.is_some() {
                     shared.claimed.fetch_sub(1, SeqCst);
                 }
-                match idle(shared, before) {
+                match idle::idle(shared, before) {
                     Ok(true) => {}
                     Ok(false) => break,
                     Err(e) => return shared.fail(e),
                 }
             }
             Err(e) => return shared.fail(e),
-        }
-    }
-}
-
-/// `--max-cost`: whether the list's recorded cost (every pool's, every host's) is still
-/// below the budget. Once it is not, the pool claims nothing more (running tasks finish),
-/// says so once, and ends with exit 1.
-fn within_budget(shared: &Shared) -> Result<bool> {
-    let Some(max) = shared.args.max_cost else {
-        return Ok(true);
-    };
-    let spent = shared.store().cost(&shared.args.store.list)?.unwrap_or(0.0);
-    if spent < max {
-        return Ok(true);
-    }
-    shared.stop.store(true, SeqCst);
-    if !shared.over_budget.swap(true, SeqCst) {
-        eprintln!(
-            "worker-spawn: the list has spent {} of --max-cost {}: claiming no more tasks",
-            crate::output::dollars(spent),
-            crate::output::dollars(max)
-        );
-    }
-    Ok(false)
-}
-
-/// Nothing was claimable. Wait for the store to change; false: time to stop, because
-/// nothing is in progress anywhere in the list that could unblock work (unless --follow).
-fn idle(shared: &Shared, before: u64) -> Result<bool> {
-    shared.recover_dead()?;
-    if !shared.args.follow && !worth_waiting(shared)? && shared.version()? == before {
-        return Ok(false);
-    }
-    // Poll the change counter, 1 ms after activity growing to 20 ms; look again at
-    // least every second anyway, for leases that run out without any commit.
-    let start = Instant::now();
-    let mut nap = Duration::from_millis(1);
-    while start.elapsed() < Duration::from_secs(1) {
-        if shared.stop.load(SeqCst) {
-            return Ok(false);
-        }
-        if shared.version()? != before {
-            return Ok(true);
-        }
-        std::thread::sleep(nap);
-        nap = (nap * 2).min(Duration::from_millis(20));
-    }
-    Ok(true)
-}
-
-/// Whether an idle worker should wait for tasks in progress: while the pool itself runs
-/// one (it may unblock work, and the pool ends with it anyway); while a pending task this
-/// pool could run waits, through its blockers, on a task in progress elsewhere, or is
-/// ready but held back (a `--limit` or a scope held by a task in progress); or while a
-/// task it could run is held elsewhere under a lease (should its holder die, the lease
-/// runs out and this pool takes it over). A lease-less claim that nothing waits on — a
-/// shell worker that died holding it — keeps no pool alive. The lease-less claims it
-/// waits for are said on stderr once, and again each minute (a person must free them).
-fn worth_waiting(shared: &Shared) -> Result<bool> {
-    let list = &shared.args.store.list;
-    let in_progress = shared
-        .store()
-        .counts(list, &Shared::filter_in_progress())?
-        .get(Status::InProgress);
-    if in_progress == 0 {
-        return Ok(false);
-    }
-    if !shared.running().is_empty() {
-        return Ok(true);
-    }
-    let open = Filter {
-        statuses: vec![StatusFilter::Open],
-        ..Filter::default()
-    };
-    let tasks = shared.store().tasks(list, &open)?;
-    let ours = |t: &Task| {
-        shared
-            .args
-            .metadata
-            .iter()
-            .all(|(k, v)| t.metadata.get(k) == Some(v))
-    };
-    let mut awaited = crate::graph::awaited_in_progress(&tasks, |t| t.owner.is_none() && ours(t));
-    let leased = tasks
-        .iter()
-        .filter(|t| t.status == Status::InProgress && t.lease_until.is_some() && ours(t));
-    awaited.extend(leased);
-    let mut waiting = shared.waiting.lock().unwrap_or_else(|e| e.into_inner());
-    if awaited.is_empty() {
-        *waiting = None;
-        return Ok(false);
-    }
-    awaited.sort_by_key(|t| t.id);
-    awaited.dedup_by_key(|t| t.id);
-    let what = awaited
-        .iter()
-        .map(|t| held_phrase(t))
-        .collect::<Vec<_>>()
-        .join("; ");
-    let unleased = awaited.iter().any(|t| t.lease_until.is_none());
-    let say = match &*waiting {
-        Some((said, at)) => *said != what || at.elapsed() >= Duration::from_secs(60),
-        None => true,
-    };
-    if say && unleased {
-        eprintln!("worker-spawn: waiting for {what}");
-    }
-    if say {
-        *waiting = Some((what, Instant::now()));
-    }
-    Ok(true)
-}
-
-/// `#1 (in progress by shellw since 13:40 UTC, no lease — task-update 1 --release gives
-/// it back)`: who holds a task the pool waits for, and how a person frees it.
-fn held_phrase(t: &Task) -> String {
-    let hhmm = |ms: i64| {
-        let s = crate::time::rfc3339(ms);
-        format!("{} UTC", s.get(11..16).unwrap_or(&s))
-    };
-    let owner = t.owner.as_deref().unwrap_or("nobody");
-    let since = t
-        .started_at
-        .map(|s| format!(" since {}", hhmm(s)))
-        .unwrap_or_default();
-    let lease = match t.lease_until {
-        Some(u) => format!("lease until {}", hhmm(u)),
-        None => format!("no lease — task-update {} --release gives it back", t.id.0),
-    };
-    format!("{} (in progress by {owner}{since}, {lease})", t.id)
-}
-
-/// How a command or a check ended.
-struct Ran {
-    stop: Option<Stop>,
-    code: i64,
-    cap: child::Captured,
-}
-
-impl Ran {
-    fn message(code: i64, msg: String) -> Ran {
-        Ran {
-            stop: None,
-            code,
-            cap: child::Captured::message(msg),
-        }
-    }
-}
-
-/// Run a started command or check to its end under the supervisor's watch (timeout,
-/// lease renewal, signals).
-fn execute(shared: &Shared, n: usize, task: &Task, token: i64, mut st: child::Started) -> Ran {
-    let a = &shared.args;
-    let pgid = st.child.id() as i32;
-    shared.guardian.watch(pgid);
-    shared.running().insert(
-        n,
-        Running {
-            task: task.clone(),
-            token,
-            seen: shared.claim_seen[n].load(SeqCst),
-            pgid,
-            deadline: a.timeout.map(|t| Instant::now() + t),
-            stop: None,
-            killed: false,
-        },
-    );
-    // A signal that arrived between the claim and the registration.
-    if shared.shutdown.load(SeqCst) {
-        let _ = killpg(Pid::from_raw(pgid), Signal::SIGTERM);
-        if let Some(r) = shared.running().get_mut(&n) {
-            r.stop = Some((Stop::Shutdown, Instant::now()));
-        }
-    }
-    let mut cap = child::capture(&mut st);
-    let status = st.child.wait();
-    // Nothing the command started outlives its task.
-    let _ = killpg(Pid::from_raw(pgid), Signal::SIGKILL);
-    shared.guardian.unwatch(pgid);
-    let (stop, killed) = shared
-        .running()
-        .remove(&n)
-        .map_or((None, false), |r| (r.stop.map(|(s, _)| s), r.killed));
-    let code = match (stop, status) {
-        (Some(Stop::Timeout), _) => 124,
-        (_, Ok(st)) => child::exit_code(st),
-        (_, Err(_)) => 1,
-    };
-    if stop == Some(Stop::Timeout) {
-        cap.note(&timeout_note(a, killed));
-    }
-    Ran { stop, code, cap }
-}
-
-/// Run the task's check after its command succeeded; on failure, the attempt's log
-/// gets a `verify:` line and the check's output, and the output is returned (the
-/// feedback for the next attempt).
-fn verify(
-    shared: &Shared,
-    n: usize,
-    task: &Task,
-    token: i64,
-    cx: &child::Context,
-    place: &child::Place,
-    ran: &mut Ran,
-) -> Option<String> {
-    let check = task.verify.as_deref().or(shared.args.verify.as_deref())?;
-    let input = ran.cap.stdout.clone();
-    let checked = match child::spawn_check(check, task, cx, place, input) {
-        Ok(st) => execute(shared, n, task, token, st),
-        Err(e) => Ran::message(127, format!("worker-spawn: cannot run sh: {e}\n")),
-    };
-    match checked.stop {
-        Some(s @ (Stop::Shutdown | Stop::Lost | Stop::Changed)) => {
-            ran.stop = Some(s);
-            None
-        }
-        _ if checked.code == 0 => None,
-        _ => {
-            let output = checked.cap.log().unwrap_or_default();
-            ran.cap
-                .note(&format!("verify: `{check}` exited {}", checked.code));
-            if !output.trim().is_empty() {
-                ran.cap.note(output.trim_end());
-            }
-            ran.code = checked.code;
-            Some(output)
-        }
-    }
-}
-
-fn run_task(shared: &Shared, n: usize, task: Task, cx: &child::Context) {
-    let a = &shared.args;
-    let list = &a.store.list;
-    let token = task.claim_token.unwrap_or_default();
-    let mut place = child::Place::default();
-    let mut tree = None;
-    // Exit code recorded: none when the command never ran (its worktree failed).
-    let mut recorded_code = true;
-    // A failure that running again cannot mend (a merge conflict of its blockers).
-    let mut for_good = false;
-    let mut ran = None;
-    if let Some(w) = &shared.worktrees {
-        match w.prepare(&task) {
-            worktree::Prepared::Ready(t, notes) => {
-                place.dir = Some(t.path.clone());
-                place.branch = Some(t.branch.clone());
-                tree = Some((t, notes));
-            }
-            worktree::Prepared::Conflict(msg) => {
-                for_good = true;
-                recorded_code = false;
-                ran = Some(Ran::message(1, msg));
-            }
-            worktree::Prepared::Failed(msg) => {
-                recorded_code = false;
-                ran = Some(Ran::message(1, msg));
-            }
-        }
-    }
-    let mut ran = ran.unwrap_or_else(|| match child::spawn(&a.command, &task, cx, &place) {
-        Ok(st) => execute(shared, n, &task, token, st),
-        // As a shell says it: 126 found but not executable, 127 not found.
-        Err(e) => Ran::message(
-            match e.kind() {
-                std::io::ErrorKind::PermissionDenied => 126,
-                _ => 127,
-            },
-            format!(
-                "worker-spawn: cannot run '{}': {e}\n",
-                child::expand(&a.command[0], &task)
-            ),
-        ),
-    });
-    // A Claude Code worker's result envelope: its answer is the result, its own verdict
-    // counts as much as the exit code, and its session and cost are kept.
-    let mut metadata = serde_json::Map::new();
-    let agent = ran
-        .stop
-        .is_none()
-        .then(|| envelope::parse(ran.cap.envelope_source()))
-        .flatten();
-    let agent_failed = agent.as_ref().is_some_and(|e| e.is_error);
-    if let Some(e) = &agent {
-        metadata.insert("claude".into(), e.metadata(&task.metadata));
-        if e.is_error {
-            ran.cap.note(&e.failure_line());
-        }
-    }
-    let mut check_failed = None;
-    if ran.stop.is_none() && ran.code == 0 && !agent_failed {
-        check_failed = verify(shared, n, &task, token, cx, &place, &mut ran);
-    }
-    if let (Some(w), Some((t, notes))) = (&shared.worktrees, &tree) {
-        for line in notes {
-            ran.cap.note(line);
-        }
-        if ran.stop.is_none() && ran.code == 0 && !agent_failed {
-            match w.commit(t, &task) {
-                Ok(commit) => {
-                    metadata.insert(
-                        "git".into(),
-                        serde_json::json!({ "branch": t.branch, "commit": commit }),
-                    );
-                }
-                Err(msg) => {
-                    ran.cap.note(&msg);
-                    ran.code = 1;
-                }
-            }
-        }
-        if ran.stop.is_none() {
-            let kept = w.done(t, ran.code == 0 && !agent_failed);
-            if !kept.is_empty() {
-                ran.cap.note(kept.trim_start());
-            }
-        }
-    }
-    let Ran { stop, code, cap } = ran;
-    // A command that cannot be started (126, 127) fails the same way every time; so do
-    // the exit codes the user names as permanent (--no-retry-on).
-    if stop.is_none() && (code == 126 || code == 127 || a.no_retry_on.contains(&code)) {
-        for_good = true;
-    }
-    let ok = code == 0 && !agent_failed;
-    let outcome = |status| Outcome {
-        status,
-        result: Some(match agent.as_ref() {
-            Some(e) => e.result.clone().unwrap_or_default(),
-            None => cap.result(a.max_output),
-        }),
-        cost_usd: agent.as_ref().and_then(|e| e.cost_usd),
-        log: cap.log(),
-        exit_code: recorded_code.then_some(code),
-        check_failed: check_failed.clone(),
-        metadata: metadata.clone(),
-    };
-    let result = match stop {
-        Some(Stop::Shutdown) => shared.store().unclaim(list, task.id, token, true),
-        Some(Stop::Lost) => Ok(()),
-        Some(Stop::Changed) => settle_changed(shared, &task, cx.owner),
-        _ if ok => shared
-            .store()
-            .finish(list, task.id, token, &outcome(Status::Completed))
-            .map(|_| {
-                shared.completed.fetch_add(1, SeqCst);
-            }),
-        _ if !for_good && task.attempts < task.max_attempts && !shared.shutdown.load(SeqCst) => {
-            hold_for(shared, &task, token, a.retry_delay);
-            if shared.shutdown.load(SeqCst) {
-                shared.store().unclaim(list, task.id, token, false)
-            } else {
-                shared
-                    .store()
-                    .finish(list, task.id, token, &outcome(Status::Pending))
-                    .map(|_| {
-                        shared.retried.fetch_add(1, SeqCst);
-                    })
-            }
-        }
-        _ => shared
-            .store()
-            .finish(list, task.id, token, &outcome(Status::Failed))
-            .map(|_| {
-                shared.failed.fetch_add(1, SeqCst);
-                let why = match (check_failed.is_some(), recorded_code) {
-                    _ if code == 0 && agent_failed => agent
-                        .as_ref()
-                        .map_or_else(String::new, |e| format!("claude: {}", e.subtype)),
-                    (true, _) => format!("its check exited {code}"),
-                    (_, true) if for_good && task.attempts < task.max_attempts => {
-                        format!("exit code {code}, not retried")
-                    }
-                    (_, true) => format!("exit code {code}"),
-                    (_, false) if for_good => "its blockers' branches do not merge".into(),
-                    (_, false) => "its worktree could not be prepared".into(),
-                };
-                eprintln!("worker-spawn: task {} failed ({why})", task.id);
-                if a.fail_fast {
-                    shared.stop.store(true, SeqCst);
-                }
-            }),
-    };
-    shared.committed();
-    let result = match result {
-        // Refused: the claim is no longer ours. Taken over by another claim, or the task
-        // changed from outside (or by its own command) before we saw it while it ran.
-        Err(e) if e.kind == Kind::Conflict => {
-            let now = shared.store().tasks(list, &Filter::ids([task.id]));
-            match now {
-                Ok(t) if t[0].status == Status::InProgress => {
-                    eprintln!("worker-spawn: {e}");
-                    Ok(())
-                }
-                _ => settle_changed(shared, &task, cx.owner),
-            }
-        }
-        r => r,
-    };
-    if let Err(e) = result {
-        shared.fail(e);
-    }
-}
-
-/// The log line of a command killed by `--timeout`: after how long, and whether SIGTERM
-/// ended it or SIGKILL was needed.
-fn timeout_note(a: &SpawnArgs, killed: bool) -> String {
-    let t = humantime::format_duration(a.timeout.unwrap_or_default());
-    let k = humantime::format_duration(a.kill_after);
-    let how = if killed {
-        format!("it did not end within {k} (--kill-after) of SIGTERM, so it got SIGKILL")
-    } else {
-        "it ended after SIGTERM".into()
-    };
-    format!("worker-spawn: timed out after {t} (--timeout): {how}")
-}
-
-/// The retry delay holds the claim (so nobody takes the task early), renewing its
-/// lease as the supervisor would; a signal cuts it short.
-fn hold_for(shared: &Shared, task: &Task, token: i64, d: Duration) {
-    let lease = shared.args.lease;
-    let renew_every = (lease / 3).max(Duration::from_millis(100));
-    let end = Instant::now() + d;
-    let mut renewed = Instant::now();
-    while Instant::now() < end && !shared.shutdown.load(SeqCst) {
-        std::thread::sleep((end - Instant::now()).min(Duration::from_millis(20)));
-        if renewed.elapsed() >= renew_every {
-            renewed = Instant::now();
-            let result = shared
-                .store()
-                .renew(&shared.args.store.list, task.id, token, lease);
-            if result.is_ok() {
-                shared.committed();
-            }
         }
     }
 }
