@@ -254,15 +254,16 @@ fn a_real_coordinator_session_runs_the_skill_through_the_bash_tool() {
     let Some(cc) = Claude::start(&s, &scripts) else {
         return;
     };
-    // A list whose report is cut to its 20 000-character budget: 300 failures with a
-    // log line each (the skill's promise is that it fits what the Bash tool shows whole,
-    // about 30 000 characters).
-    let big: String = (1..=300)
-        .map(|i| format!("{{\"subject\":\"step {i} of a long migration, which failed\"}}\n"))
+    // A list whose report is cut to its 20 000-character budget: 2 000 tasks, every
+    // seventh failed with a log line (the skill's promise is that the report fits what
+    // the Bash tool shows whole, about 30 000 characters).
+    let big: String = (1..=2000)
+        .map(|i| format!("{{\"subject\":\"step {i} of a long migration\"}}\n"))
         .collect();
     s.create_batch("big.jsonl", &big, &["--list", "big"]);
-    let failing =
-        "echo \"error: step $TASK_ID broke, and here is a long line saying why\" >&2; exit 3";
+    let failing = "if [ $((TASK_ID % 7)) = 0 ]; then \
+         echo \"error: step $TASK_ID broke, and here is a long line saying why\" >&2; exit 3; \
+         fi; echo \"step $TASK_ID done\"";
     let r = s.exec(
         "worker-spawn",
         [
@@ -330,6 +331,10 @@ fn a_real_coordinator_session_runs_the_skill_through_the_bash_tool() {
         ours.chars().count() > 15_000,
         "{} characters:\n{ours}",
         ours.chars().count()
+    );
+    assert!(
+        ours.starts_with("## 2000 tasks: 1715 completed, 285 failed\n"),
+        "{ours}"
     );
     assert_eq!(big_report.content.trim_end(), ours.trim_end());
     // Without the budget (89 KB here) the model would have seen a 2 KB preview only, the
