@@ -15,9 +15,11 @@ use std::time::Duration;
 pub const EXIT_CODES: &str = "\
 Exit codes:
   0    success
-  1    a negative answer: nothing to claim; an awaited task failed, was cancelled or stalled
+  1    a negative answer: nothing to claim; an awaited task failed, was cancelled or stalled;
+       worker-spawn: a task failed, or --max-cost was reached
   2    usage error or invalid input (bad flag, id, value, batch line, dependency cycle)
-  3    not found (task id, key, blocker)
+  3    not found (task id, key, blocker; a store, or a list task-wait waits on, that
+       does not exist)
   4    conflict: --if-status did not hold, the task is held by another worker, or a key
        exists (task-create --on-conflict error)
   5    store error (cannot open or create, not a database, newer schema, locked, disk full)
