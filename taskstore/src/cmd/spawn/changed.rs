@@ -54,9 +54,11 @@ pub(super) fn stop_taken_back(shared: &Shared, counter: u64) {
     }
 }
 
-/// After a command was stopped because its task changed under it: keep the new state and
-/// say what happened. A task the command finished itself (its history names our worker)
-/// counts as completed or failed; anything else counts as stopped, with a history note.
+/// After a command was stopped because its task changed under it, or its outcome was
+/// refused (the claim no longer held): keep the new state and say what happened. A task
+/// the command finished itself (its history names our worker) counts as completed or
+/// failed; a claim taken over says so; anything else counts as stopped, with a history
+/// note.
 pub(super) fn settle_changed(shared: &Shared, task: &Task, owner: &str) -> Result<()> {
     let list = &shared.args.store.list;
     let mut store = shared.store();
@@ -72,8 +74,9 @@ pub(super) fn settle_changed(shared: &Shared, task: &Task, owner: &str) -> Resul
         r => r?.remove(0),
     };
     let last = store.history(list, &[task.id], Some(1))?.pop();
-    if last.as_ref().is_some_and(|e| e.kind == "taken_over") {
-        // Its claim was lost (lease run out, or thought dead), not taken back by a person.
+    if now.status == Status::InProgress || last.as_ref().is_some_and(|e| e.kind == "taken_over") {
+        // Its claim was lost (lease run out, or thought dead) and maybe claimed anew, not
+        // taken back by a person.
         eprintln!(
             "worker-spawn: task {} was taken over by another worker; its outcome was not recorded",
             task.id

@@ -5,7 +5,7 @@ use super::{changed, child, envelope, worktree, Running, Shared, Stop};
 use crate::cli::SpawnArgs;
 use crate::error::Kind;
 use crate::model::{Status, Task};
-use crate::store::{Filter, Outcome};
+use crate::store::Outcome;
 use nix::sys::signal::{killpg, Signal};
 use nix::unistd::Pid;
 use std::sync::atomic::Ordering::SeqCst;
@@ -266,16 +266,7 @@ pub(super) fn run_task(shared: &Shared, n: usize, task: Task, cx: &child::Contex
     let result = match result {
         // Refused: the claim is no longer ours. Taken over by another claim, or the task
         // changed from outside (or by its own command) before we saw it while it ran.
-        Err(e) if e.kind == Kind::Conflict => {
-            let now = shared.store().tasks(list, &Filter::ids([task.id]));
-            match now {
-                Ok(t) if t[0].status == Status::InProgress => {
-                    eprintln!("worker-spawn: {e}");
-                    Ok(())
-                }
-                _ => changed::settle_changed(shared, &task, cx.owner),
-            }
-        }
+        Err(e) if e.kind == Kind::Conflict => changed::settle_changed(shared, &task, cx.owner),
         r => r,
     };
     if let Err(e) = result {
