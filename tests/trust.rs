@@ -804,3 +804,28 @@ fn no_retry_on_fails_at_once_only_for_the_codes_it_names() {
     );
     assert_eq!(read(&s, "runs"), "1\n2\n2\n2\n");
 }
+
+/// worker-spawn on a list that was never made runs nothing, exits 0 (nothing failed),
+/// and says the list does not exist instead of passing for a finished run.
+#[test]
+fn a_pool_on_a_list_that_does_not_exist_says_so() {
+    let s = Store::new();
+    s.create("elsewhere", &["--list", "real"]);
+    let r = s
+        .exec("worker-spawn", ["--list", "typo", "--", "true"])
+        .expect_code(0);
+    assert!(
+        r.stderr
+            .contains("worker-spawn: list 'typo' does not exist (the store's lists: real)\n"),
+        "{}",
+        r.stderr
+    );
+    // A list that exists, with nothing to do, is quiet about it.
+    let r = s
+        .exec(
+            "worker-spawn",
+            ["--list", "real", "-m", "agent=none", "--", "true"],
+        )
+        .expect_code(0);
+    assert!(!r.stderr.contains("does not exist"), "{}", r.stderr);
+}

@@ -276,6 +276,14 @@ pub fn run(args: SpawnArgs, out: &mut dyn Write) -> Result<u8> {
         shared.failed.load(SeqCst),
         shared.retried.load(SeqCst),
     );
+    if c + f + r + shared.stopped.load(SeqCst) == 0 && sig.is_none() {
+        // A pool that ran nothing on a list that was never made: a typo, say so.
+        match crate::store::unknown_list(shared.store().as_mut(), &shared.args.store.list) {
+            Ok(Some(msg)) => eprintln!("worker-spawn: {msg}"),
+            Ok(None) => {}
+            Err(e) => shared.fail(e),
+        }
+    }
     let stopped = match shared.stopped.load(SeqCst) {
         0 => String::new(),
         n => format!(", {n} stopped"),
