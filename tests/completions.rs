@@ -21,10 +21,11 @@ fn every_shell_names_every_binary() {
 #[test]
 fn bash_script_loads() {
     let s = Store::new();
-    let r = s.bash(
+    let r = s.bash(&format!(
         "shell-completions bash > c.bash && source c.bash && \
-         for b in task-create task-list task-update task-wait worker-spawn task-sync shell-completions; do complete -p $b || exit 1; done",
-    );
+         for b in {}; do complete -p $b || exit 1; done",
+        BINARIES.join(" ")
+    ));
     let out = r.expect_code(0).stdout;
     assert!(out.contains("task-wait"), "{out}");
     assert_eq!(out.lines().count(), BINARIES.len(), "{out}");

@@ -18,18 +18,9 @@ pub fn main<A: clap::Parser>(run: fn(A, &mut dyn Write) -> Result<u8>) -> ExitCo
             nix::sys::signal::SigHandler::SigIgn,
         )
     };
-    let args = match A::try_parse() {
+    let args = match parse::<A>() {
         Ok(args) => args,
-        Err(e) => {
-            use clap::error::ErrorKind::{DisplayHelp, DisplayVersion};
-            if matches!(e.kind(), DisplayHelp | DisplayVersion) {
-                let _ = e.print();
-                return ExitCode::SUCCESS;
-            }
-            let msg = e.render().to_string();
-            eprint!("{bin}: {}", msg.strip_prefix("error: ").unwrap_or(&msg));
-            return ExitCode::from(Kind::Usage.exit_code());
-        }
+        Err(code) => return code,
     };
     crate::probe::phase("parse");
     let stdout = std::io::stdout();
@@ -49,4 +40,20 @@ pub fn main<A: clap::Parser>(run: fn(A, &mut dyn Write) -> Result<u8>) -> ExitCo
             ExitCode::from(e.kind.exit_code())
         }
     }
+}
+
+/// Parse the arguments, or say why not (or print the help or version) and give the exit
+/// code to end with.
+pub fn parse<A: clap::Parser>() -> Result<A, ExitCode> {
+    A::try_parse().map_err(|e| {
+        use clap::error::ErrorKind::{DisplayHelp, DisplayVersion};
+        if matches!(e.kind(), DisplayHelp | DisplayVersion) {
+            let _ = e.print();
+            return ExitCode::SUCCESS;
+        }
+        let msg = e.render().to_string();
+        let bin = A::command().get_name().to_string();
+        eprint!("{bin}: {}", msg.strip_prefix("error: ").unwrap_or(&msg));
+        ExitCode::from(Kind::Usage.exit_code())
+    })
 }

@@ -131,6 +131,26 @@ fn parse_array(text: &str) -> Result<Vec<Raw>> {
         .collect()
 }
 
+/// A batch given as JSON values (the MCP server's `task_create`): the rules of a batch
+/// file, each record named `tasks[N]` in messages.
+pub fn from_values(records: Vec<Value>) -> Result<Vec<NewTask>> {
+    let raws = records
+        .into_iter()
+        .enumerate()
+        .map(|(i, v)| {
+            let origin = format!("tasks[{i}]");
+            match serde_json::from_value::<Object>(v.clone()) {
+                Ok(Object(r)) => from_record(r, origin),
+                Err(e) => Err(Error::usage(format!(
+                    "{origin}: {}",
+                    name_field(v, &e).unwrap_or_else(|| json_error(&e))
+                ))),
+            }
+        })
+        .collect::<Result<Vec<Raw>>>()?;
+    resolve(raws)
+}
+
 /// serde_json's message without its trailing "at line 1 column 5" (we name the line).
 fn json_error(e: &serde_json::Error) -> String {
     let msg = e.to_string();

@@ -746,6 +746,29 @@ pub struct CompletionsArgs {
 }
 
 /// Every binary's clap command, for completions and man pages.
+const MCP_EXAMPLES: &str = "\
+Examples:
+  claude mcp add tasks -- task-mcp                     # Claude Code: the default store and list
+  claude mcp add tasks -e TASK_DB=/srv/tasks.db -- task-mcp --list review
+
+Tools: task_create, task_list, task_get, task_update, task_claim, task_wait, pool_start,
+pool_stop; each with an input and an output schema. A call that fails answers isError
+with the message the command-line tool would print and {code, kind} (its exit code and
+name: usage 2, not_found 3, conflict 4, store 5). Logs go to stderr; stdout carries only
+the protocol.";
+
+/// Serve the task store as an MCP server over stdio, for agents without a shell.
+#[derive(Debug, Parser)]
+#[command(
+    name = "task-mcp",
+    version,
+    after_help = format!("{MCP_EXAMPLES}\n\n{ENVIRONMENT}\n\n{EXIT_CODES}\n\nA failed call names the same codes. The server exits 0 when its client closes the\nconnection, 2 on a bad flag.")
+)]
+pub struct McpArgs {
+    #[command(flatten)]
+    pub store: StoreArgs,
+}
+
 pub fn commands() -> Vec<clap::Command> {
     use clap::CommandFactory;
     vec![
@@ -756,6 +779,7 @@ pub fn commands() -> Vec<clap::Command> {
         SpawnArgs::command(),
         SyncArgs::command(),
         CompletionsArgs::command(),
+        McpArgs::command(),
     ]
 }
 

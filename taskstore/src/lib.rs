@@ -10,6 +10,8 @@ pub mod diagram;
 pub mod error;
 pub mod graph;
 pub mod host;
+#[cfg(feature = "mcp")]
+pub mod mcp;
 pub mod model;
 pub mod output;
 pub mod probe;

@@ -14,6 +14,7 @@
 #![allow(dead_code)]
 
 pub mod claude;
+pub mod mcp;
 
 use serde_json::Value;
 use std::ffi::OsStr;
@@ -533,6 +534,7 @@ pub const BINARIES: &[&str] = &[
     "worker-spawn",
     "task-sync",
     "shell-completions",
+    "task-mcp",
 ];
 
 /// A JSON array printed by a command (`--format json`), its elements.

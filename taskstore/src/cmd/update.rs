@@ -4,10 +4,11 @@ use super::Stdin;
 use crate::bail;
 use crate::cli::{UpdateArgs, UpdateFormat};
 use crate::error::{Kind, Result};
-use crate::model::Task;
+use crate::model::{Status, Task};
 use crate::output;
 use crate::store::{Claim, OwnerChange, Release, Update};
 use std::io::Write;
+use std::time::{Duration, Instant};
 
 pub fn run(a: UpdateArgs, out: &mut dyn Write) -> Result<u8> {
     let mut stdin = Stdin::default();
@@ -71,10 +72,20 @@ pub fn run(a: UpdateArgs, out: &mut dyn Write) -> Result<u8> {
         let mut store = a.store.open(crate::store::Access::Write)?;
         let claimed = match a.wait {
             false => store.claim(&list, &claim)?,
-            true => match claim_waiting(store.as_mut(), &claim, &list, a.timeout)? {
-                Ok(task) => task,
-                Err(code) => return Ok(code),
-            },
+            true => {
+                let deadline = a.timeout.map(|t| Instant::now() + t);
+                match claim_waiting(store.as_mut(), &claim, &list, deadline, &|| false)? {
+                    Claimed::Task(task) => Some(*task),
+                    Claimed::Nothing => None,
+                    Claimed::Timeout => {
+                        eprintln!(
+                            "task-update: no task became claimable within {}",
+                            humantime::format_duration(a.timeout.unwrap_or_default())
+                        );
+                        return Ok(Kind::Timeout.exit_code());
+                    }
+                }
+            }
         };
         return match claimed {
             Some(task) => {
@@ -129,14 +140,7 @@ pub fn run(a: UpdateArgs, out: &mut dyn Write) -> Result<u8> {
         Some(_) => (a.owner, None),
         None => (None, a.owner),
     };
-    // A change made under a claim (its --token, or --owner with a final status) is the
-    // holder's own, as the history says; anything else is the user's.
-    let by = match (author, a.token, &owner) {
-        (Some(author), _, _) => Some(author),
-        (None, Some(_), _) => None,
-        (None, None, Some(o)) if a.status.is_some_and(|s| s.is_terminal()) => Some(o.clone()),
-        _ => Some(crate::host::user()),
-    };
+    let by = changed_by(author, a.token, owner.as_deref(), a.status);
     let update = Update {
         status: a.status,
         owner: match (owner, a.no_owner) {
@@ -183,19 +187,44 @@ pub fn run(a: UpdateArgs, out: &mut dyn Write) -> Result<u8> {
     print_if(out, a.format, &tasks)
 }
 
+/// Who makes a change, as the task's history records it: a note's author; a change made
+/// under a claim (its token, or its owner with a final status) is the holder's own (None:
+/// the store names the holder); anything else is the user's.
+pub fn changed_by(
+    note_author: Option<String>,
+    token: Option<i64>,
+    owner: Option<&str>,
+    status: Option<Status>,
+) -> Option<String> {
+    match (note_author, token, owner) {
+        (Some(author), _, _) => Some(author),
+        (None, Some(_), _) => None,
+        (None, None, Some(o)) if status.is_some_and(|s| s.is_terminal()) => Some(o.to_string()),
+        _ => Some(crate::host::user()),
+    }
+}
+
+/// How a waiting claim ended.
+pub enum Claimed {
+    Task(Box<Task>),
+    /// Nothing open is left that could still become claimable.
+    Nothing,
+    /// The deadline passed, or `stop` said to stop.
+    Timeout,
+}
+
 /// `--claim --wait`: claim, else sleep until the list changes (or a lease may have run
-/// out: at least every second) and try again. Ends with the task, with None once nothing
-/// open is left that could still become claimable (every open task stalled behind a
-/// failure counts as nothing), or with exit 124 at the timeout.
-fn claim_waiting(
+/// out: at least every second) and try again. Ends with the task, with nothing once
+/// nothing open is left that could still become claimable (every open task stalled behind
+/// a failure counts as nothing), or at the deadline (or when `stop` says so).
+pub fn claim_waiting(
     store: &mut dyn crate::store::Store,
     claim: &Claim,
     list: &crate::model::ListId,
-    timeout: Option<std::time::Duration>,
-) -> Result<std::result::Result<Option<Task>, u8>> {
-    use crate::model::{Status, StatusFilter};
-    use std::time::{Duration, Instant};
-    let deadline = timeout.map(|t| Instant::now() + t);
+    deadline: Option<Instant>,
+    stop: &dyn Fn() -> bool,
+) -> Result<Claimed> {
+    use crate::model::StatusFilter;
     let mut waker = super::waker::Waker::new(store, list)?;
     let open = crate::store::Filter {
         statuses: vec![StatusFilter::Open],
@@ -203,7 +232,7 @@ fn claim_waiting(
     };
     loop {
         if let Some(task) = store.claim(list, claim)? {
-            return Ok(Ok(Some(task)));
+            return Ok(Claimed::Task(Box::new(task)));
         }
         // With nothing in progress, nothing will change by itself: done when no pending
         // task is ours to take (none matches the claim's --meta, or all are stalled).
@@ -219,21 +248,20 @@ fn claim_waiting(
                 || store.counts(list, &ours)?.total() == 0
                 || store.stalled(list)?.len() as u64 >= pending
             {
-                return Ok(Ok(None));
+                return Ok(Claimed::Nothing);
             }
         }
-        // Sleep until a commit, the deadline, or a second (a lease may run out unseen).
+        // Sleep until a commit, the deadline or a second (a lease may run out unseen).
         let mut nap = Duration::from_secs(1);
         if let Some(d) = deadline {
             let left = d.saturating_duration_since(Instant::now());
             if left.is_zero() {
-                eprintln!(
-                    "task-update: no task became claimable within {}",
-                    humantime::format_duration(timeout.unwrap_or_default())
-                );
-                return Ok(Err(Kind::Timeout.exit_code()));
+                return Ok(Claimed::Timeout);
             }
             nap = nap.min(left);
+        }
+        if stop() {
+            return Ok(Claimed::Timeout);
         }
         let until = Instant::now() + nap;
         while Instant::now() < until && !waker.sleep(store, list, until - Instant::now())? {}

@@ -7,7 +7,7 @@ use crate::bail;
 use crate::cli::{WaitArgs, WaitFormat};
 use crate::error::{Kind, Result};
 use crate::host;
-use crate::model::{Holder, Status, Task, TaskId};
+use crate::model::{Holder, ListId, Status, Task, TaskId};
 use crate::output;
 use crate::report;
 use crate::signals::{self, Signals};
@@ -25,16 +25,18 @@ enum Verdict {
     Waiting,
 }
 
+/// What the awaited tasks must reach: all, any one, or N of them completed.
 #[derive(Clone, Copy)]
-enum Condition {
+pub enum Condition {
     All,
     Any,
     Count(u64),
 }
 
-struct State {
-    tasks: Vec<Task>,
-    stalled: Stalled,
+/// The awaited tasks as last read.
+pub struct State {
+    pub tasks: Vec<Task>,
+    pub stalled: Stalled,
     /// When the lease of an awaited task's claim runs out (no commit tells of that).
     recheck: Option<Instant>,
     /// The processes of this host holding awaited tasks: one may die without a commit.
@@ -42,8 +44,7 @@ struct State {
 }
 
 impl State {
-    fn read(store: &mut dyn Store, args: &WaitArgs, ids: &[TaskId], me: &str) -> Result<State> {
-        let list = &args.store.list;
+    fn read(store: &mut dyn Store, list: &ListId, ids: &[TaskId], me: &str) -> Result<State> {
         let filter = Filter {
             ids: ids.to_vec(),
             ..Filter::default()
@@ -183,82 +184,45 @@ pub fn run(args: WaitArgs, out: &mut dyn Write) -> Result<u8> {
     }
     let show_progress = !args.no_progress && (args.progress || std::io::stderr().is_terminal());
     let started = Instant::now();
-    let deadline = args.timeout.map(|t| started + t);
     let mut store = args.store.open(crate::store::Access::Read)?;
     store.keep_trying(args.timeout.unwrap_or(crate::store::PATIENCE));
-
-    let me = host::hostname();
-    let list = &args.store.list;
-    let mut waker = Waker::new(store.as_mut(), list)?;
-    let mut state = State::read(store.as_mut(), &args, &ids, &me)?;
-    if state.tasks.is_empty() {
-        // Nothing to wait for in a list that was never made is a typo, not success.
-        if let Some(msg) = crate::store::unknown_list(store.as_mut(), list)? {
-            return Err(crate::Error::not_found(msg));
-        }
-    }
-    let mut last_progress = Instant::now() - Duration::from_secs(1);
-    let mut last_alive = Instant::now();
-    let code = loop {
-        match state.verdict(cond, args.fail_fast) {
-            Verdict::Met => break 0,
-            Verdict::Failed(why) => {
-                clear_progress(show_progress);
-                eprintln!("task-wait: {why}");
-                break Kind::Negative.exit_code();
-            }
-            Verdict::Waiting => {}
-        }
-        // Sleep until the next commit, the deadline or a signal.
-        loop {
-            if let Some(sig) = signals.received() {
-                clear_progress(show_progress);
-                return Ok(signals::exit_code(sig));
-            }
-            if deadline.is_some_and(|d| Instant::now() >= d) {
-                clear_progress(show_progress);
-                eprintln!(
-                    "task-wait: timed out after {}",
-                    humantime::format_duration(args.timeout.unwrap_or_default())
-                );
-                output_state(
-                    out,
-                    &args,
-                    &state.tasks,
-                    &state.stalled,
-                    Some(store.as_mut()),
-                )?;
-                return Ok(Kind::Timeout.exit_code());
-            }
-            if show_progress && last_progress.elapsed() >= Duration::from_millis(200) {
-                eprint!("\r{}\x1b[K", state.progress(started));
-                last_progress = Instant::now();
-            }
-            if state.recheck.is_some_and(|r| Instant::now() >= r) {
-                break; // a lease ran out: read again
-            }
-            if last_alive.elapsed() >= Duration::from_secs(1) {
-                last_alive = Instant::now();
-                if !state.holders.iter().all(host::is_alive) {
-                    break; // a holder died: read again
-                }
-            }
-            let until = match (deadline, state.recheck) {
-                (Some(d), Some(r)) => Some(d.min(r)),
-                (d, r) => d.or(r),
-            };
-            let left = until.map_or(Duration::MAX, |d| {
-                d.saturating_duration_since(Instant::now())
-            });
-            if waker.sleep(store.as_mut(), list, left)? {
-                break;
-            }
-        }
-        state = State::read(store.as_mut(), &args, &ids, &me)?;
+    let wait = Wait {
+        list: &args.store.list,
+        ids: &ids,
+        cond,
+        fail_fast: args.fail_fast,
+        deadline: args.timeout.map(|t| started + t),
+        slice: Duration::MAX,
     };
+    let mut last_progress = Instant::now() - Duration::from_secs(1);
+    let (ending, mut state) = wait.run(store.as_mut(), |state| {
+        if let Some(sig) = signals.received() {
+            return Some(signals::exit_code(sig));
+        }
+        if show_progress && last_progress.elapsed() >= Duration::from_millis(200) {
+            eprint!("\r{}\x1b[K", state.progress(started));
+            last_progress = Instant::now();
+        }
+        None
+    })?;
     clear_progress(show_progress);
+    let code = match ending {
+        Ending::Met => 0,
+        Ending::Failed(why) => {
+            eprintln!("task-wait: {why}");
+            Kind::Negative.exit_code()
+        }
+        Ending::Stopped(code) => return Ok(code),
+        Ending::Timeout => {
+            eprintln!(
+                "task-wait: timed out after {}",
+                humantime::format_duration(args.timeout.unwrap_or_default())
+            );
+            Kind::Timeout.exit_code()
+        }
+    };
     if code == 0 && args.cancel_rest {
-        state = cancel_rest(store.as_mut(), &args, &ids, &me, state)?;
+        state = cancel_rest(store.as_mut(), &args, &ids, state)?;
     }
     output_state(
         out,
@@ -270,15 +234,98 @@ pub fn run(args: WaitArgs, out: &mut dyn Write) -> Result<u8> {
     Ok(code)
 }
 
+/// How a wait ended.
+pub enum Ending {
+    /// The condition is met by completed tasks.
+    Met,
+    /// A failure, cancellation or stall decided it; the message says which.
+    Failed(String),
+    /// The deadline passed first.
+    Timeout,
+    /// The caller's check asked to stop, with this exit code (a signal).
+    Stopped(u8),
+}
+
+/// One wait for tasks of a list: what `task-wait` and the MCP server's `task_wait` share.
+pub struct Wait<'a> {
+    pub list: &'a ListId,
+    /// The awaited tasks; none: every task of the list.
+    pub ids: &'a [TaskId],
+    pub cond: Condition,
+    pub fail_fast: bool,
+    pub deadline: Option<Instant>,
+    /// The longest sleep between two calls of the caller's check.
+    pub slice: Duration,
+}
+
+impl Wait<'_> {
+    /// Wait, woken by the store's change signal, until the condition is met or decided
+    /// otherwise, or the deadline passes, or `check` (called between sleeps with the
+    /// state as last read) gives an exit code to stop with. A list that was never made
+    /// is not found: nothing to wait for there is a typo, not success.
+    pub fn run(
+        &self,
+        store: &mut dyn Store,
+        mut check: impl FnMut(&State) -> Option<u8>,
+    ) -> Result<(Ending, State)> {
+        let me = host::hostname();
+        let list = self.list;
+        let mut waker = Waker::new(store, list)?;
+        let mut state = State::read(store, list, self.ids, &me)?;
+        if state.tasks.is_empty() {
+            if let Some(msg) = crate::store::unknown_list(store, list)? {
+                return Err(crate::Error::not_found(msg));
+            }
+        }
+        let mut last_alive = Instant::now();
+        loop {
+            match state.verdict(self.cond, self.fail_fast) {
+                Verdict::Met => return Ok((Ending::Met, state)),
+                Verdict::Failed(why) => return Ok((Ending::Failed(why), state)),
+                Verdict::Waiting => {}
+            }
+            // Sleep until the next commit, the deadline or a stop.
+            loop {
+                if let Some(code) = check(&state) {
+                    return Ok((Ending::Stopped(code), state));
+                }
+                if self.deadline.is_some_and(|d| Instant::now() >= d) {
+                    return Ok((Ending::Timeout, state));
+                }
+                if state.recheck.is_some_and(|r| Instant::now() >= r) {
+                    break; // a lease ran out: read again
+                }
+                if last_alive.elapsed() >= Duration::from_secs(1) {
+                    last_alive = Instant::now();
+                    if !state.holders.iter().all(host::is_alive) {
+                        break; // a holder died: read again
+                    }
+                }
+                let until = match (self.deadline, state.recheck) {
+                    (Some(d), Some(r)) => Some(d.min(r)),
+                    (d, r) => d.or(r),
+                };
+                let left = until.map_or(Duration::MAX, |d| {
+                    d.saturating_duration_since(Instant::now())
+                });
+                if waker.sleep(store, list, left.min(self.slice))? {
+                    break;
+                }
+            }
+            state = State::read(store, list, self.ids, &me)?;
+        }
+    }
+}
+
 /// `--cancel-rest`: cancel the awaited tasks still open, all in one transaction. A task
 /// that closes meanwhile makes the compare-and-set fail: read again and retry.
 fn cancel_rest(
     store: &mut dyn Store,
     args: &WaitArgs,
     ids: &[TaskId],
-    me: &str,
     mut state: State,
 ) -> Result<State> {
+    let me = host::hostname();
     let list = &args.store.list;
     let cancel = crate::store::Update {
         status: Some(Status::Cancelled),
@@ -302,7 +349,7 @@ fn cancel_rest(
             Err(e) => return Err(e),
             Ok(_) => {}
         }
-        state = State::read(store, args, ids, me)?;
+        state = State::read(store, list, ids, &me)?;
     }
 }
 

@@ -18,6 +18,7 @@ mod envelope;
 mod guardian;
 mod idle;
 mod pools;
+pub use pools::stop_pools;
 mod run;
 mod worktree;
 

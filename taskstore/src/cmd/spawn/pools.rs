@@ -64,45 +64,70 @@ pub fn forget_dead(store: &mut dyn Store, this_host: &str) -> Result<()> {
 /// hand their tasks back and end (at most `--timeout`, default 30 s); one still there is
 /// killed (exit 1).
 pub fn stop(args: &SpawnArgs, _out: &mut dyn Write) -> Result<u8> {
-    let me = host::hostname();
     let mut store = args.store.open(crate::store::Access::Write)?;
-    let now = now_ms();
-    let pools: Vec<Pool> = store
-        .pools(Some(&args.store.list))?
-        .into_iter()
-        .filter(|p| p.holder.host == me && alive(p, &me, now))
-        .collect();
-    if pools.is_empty() {
+    let limit = args.timeout.unwrap_or(Duration::from_secs(30));
+    let ended = stop_pools(store.as_mut(), &args.store.list, limit)?;
+    if ended.is_empty() {
         eprintln!(
             "worker-spawn: no pool is running on list '{}' on this host",
             args.store.list
         );
-        return Ok(0);
+    }
+    for (p, killed) in &ended {
+        match killed {
+            false => eprintln!("worker-spawn: pool {} stopped", p.holder.pid),
+            true => eprintln!(
+                "worker-spawn: pool {} did not end within {} of SIGTERM: killed",
+                p.holder.pid,
+                humantime::format_duration(limit)
+            ),
+        }
+    }
+    match ended.iter().any(|(_, killed)| *killed) {
+        true => Ok(crate::Kind::Negative.exit_code()),
+        false => Ok(0),
+    }
+}
+
+/// Stop this host's pools on `list`: SIGTERM, up to `limit` for them to hand their tasks
+/// back and end, then SIGKILL for any still there. Returns each pool and whether it had
+/// to be killed.
+pub fn stop_pools(
+    store: &mut dyn Store,
+    list: &crate::model::ListId,
+    limit: Duration,
+) -> Result<Vec<(Pool, bool)>> {
+    let me = host::hostname();
+    let now = now_ms();
+    let pools: Vec<Pool> = store
+        .pools(Some(list))?
+        .into_iter()
+        .filter(|p| p.holder.host == me && alive(p, &me, now))
+        .collect();
+    if pools.is_empty() {
+        return Ok(Vec::new());
     }
     for p in &pools {
         let _ = kill(Pid::from_raw(p.holder.pid as i32), Signal::SIGTERM);
     }
-    let limit = args.timeout.unwrap_or(Duration::from_secs(30));
     wait_gone(&pools, limit);
-    let (stubborn, stopped): (Vec<&Pool>, Vec<&Pool>) =
-        pools.iter().partition(|p| host::is_alive(&p.holder));
-    for p in &stopped {
-        eprintln!("worker-spawn: pool {} stopped", p.holder.pid);
-    }
+    let ended: Vec<(Pool, bool)> = pools
+        .into_iter()
+        .map(|p| {
+            let stubborn = host::is_alive(&p.holder);
+            (p, stubborn)
+        })
+        .collect();
+    let stubborn: Vec<&Pool> = ended.iter().filter(|e| e.1).map(|e| &e.0).collect();
     if stubborn.is_empty() {
-        return Ok(0);
+        return Ok(ended);
     }
     for p in &stubborn {
         let _ = kill(Pid::from_raw(p.holder.pid as i32), Signal::SIGKILL);
-        eprintln!(
-            "worker-spawn: pool {} did not end within {} of SIGTERM: killed",
-            p.holder.pid,
-            humantime::format_duration(limit)
-        );
     }
     wait_gone(stubborn, Duration::from_secs(2));
-    forget_dead(store.as_mut(), &me)?;
-    Ok(crate::Kind::Negative.exit_code())
+    forget_dead(store, &me)?;
+    Ok(ended)
 }
 
 /// Wait until every one of `pools` has ended, or `limit` passed.
