@@ -428,3 +428,107 @@ fn a_bad_flag_is_a_usage_error_before_serving() {
     let help = s.ok("task-mcp", ["--help"]);
     assert!(help.contains("claude mcp add tasks -- task-mcp"), "{help}");
 }
+
+/// The real Claude Code CLI as the MCP client: its scripted model calls the server's
+/// tools by the names Claude Code gives them (`mcp__tasks__…`), through a `--mcp-config`
+/// like the README's, and the shell tools see the outcome.
+#[test]
+fn the_real_claude_code_calls_the_tools() {
+    use util::claude::Claude;
+    let s = Store::new();
+    let call = |name: &str, input: Value| json!({"tool_use": {"name": format!("mcp__tasks__{name}"), "input": input}});
+    let load = json!({"tool_use": {"name": "ToolSearch", "input": {
+        "query": "select:mcp__tasks__task_create,mcp__tasks__task_claim,mcp__tasks__task_update,mcp__tasks__task_list",
+        "max_results": 8}}});
+    let scripts = json!({
+        "agent": [
+            load,
+            call("task_create", json!({"tasks": [
+                {"key": "docs", "subject": "Write the docs"},
+                {"subject": "Publish the docs", "blockedBy": ["docs"]}
+            ]})),
+            call("task_claim", json!({"owner": "claude"})),
+            call("task_update", json!({"ids": [1], "status": "completed", "owner": "claude", "result": "docs written"})),
+            call("task_update", json!({"ids": [2], "status": "bogus"})),
+            call("task_list", json!({"ready": true})),
+            {"text": "done"}
+        ]
+    });
+    let Some(cc) = Claude::start(&s, &scripts) else {
+        return;
+    };
+    let config = s.file(
+        "mcp.json",
+        json!({"mcpServers": {"tasks": {
+            "type": "stdio",
+            "command": util::bin("task-mcp"),
+            "args": ["--list", "docs"],
+            "env": {"TASK_DB": s.db()}
+        }}})
+        .to_string(),
+    );
+    let mut c = cc.cmd(&s, "[script:agent] Plan and write the docs.");
+    c.arg("--mcp-config").arg(&config).args([
+        "--strict-mcp-config",
+        "--allowedTools",
+        "mcp__tasks",
+    ]);
+    let out = c.output().expect("run claude");
+    let r = util::Run::from_output(&out);
+    assert_eq!((r.code, r.stdout.as_str()), (0, "done\n"), "{r:?}");
+
+    // Claude Code defers MCP tools: the first request names them, and the model loads
+    // their definitions with ToolSearch before it calls them, as a real model does.
+    let first = cc.model.requests_of("agent")[0]["body"].to_string();
+    assert!(
+        first.contains("mcp__tasks__task_claim"),
+        "the deferred tools are not named"
+    );
+    let seen = cc.model.seen("agent");
+    let names: Vec<&str> = seen.iter().map(|t| t.name.as_str()).collect();
+    assert_eq!(
+        names,
+        [
+            "ToolSearch",
+            "mcp__tasks__task_create",
+            "mcp__tasks__task_claim",
+            "mcp__tasks__task_update",
+            "mcp__tasks__task_update",
+            "mcp__tasks__task_list"
+        ],
+        "{seen:#?}"
+    );
+    assert!(
+        seen[0].content.contains("mcp__tasks__task_claim"),
+        "{:?}",
+        seen[0]
+    );
+    assert!(
+        !seen[1].is_error && seen[1].content.contains("\"Write the docs\""),
+        "{seen:#?}"
+    );
+    assert!(seen[2].content.contains("\"claimToken\""), "{:?}", seen[2]);
+    assert!(
+        seen[4].is_error && seen[4].content.contains("unknown status 'bogus'"),
+        "{:?}",
+        seen[4]
+    );
+    assert!(
+        seen[4].content.contains("\"kind\":\"usage\""),
+        "{:?}",
+        seen[4]
+    );
+    assert!(
+        seen[5].content.contains("\"Publish the docs\""),
+        "{:?}",
+        seen[5]
+    );
+
+    let tasks = s.tasks(&["--list", "docs"]);
+    assert_eq!(
+        util::statuses(&tasks),
+        util::pairs(&[("1", "completed"), ("2", "pending")])
+    );
+    assert_eq!(tasks[0]["owner"], "claude");
+    assert_eq!(tasks[0]["result"], "docs written");
+}

@@ -100,7 +100,8 @@ pub fn ok(answer: &Value) -> &Value {
     &r["structuredContent"]
 }
 
-/// A failed call: its message, then the exit code and kind it names.
+/// A failed call: its message, then the exit code and kind it names (one text block,
+/// `{"error","code","kind"}`).
 #[track_caller]
 pub fn failed(answer: &Value) -> (String, i64, String) {
     let r = &answer["result"];
@@ -109,15 +110,12 @@ pub fn failed(answer: &Value) -> (String, i64, String) {
         r.get("structuredContent").is_none(),
         "a failed call has no structured content: {answer}"
     );
-    let message = r["content"][0]["text"]
-        .as_str()
-        .expect("a message")
-        .to_string();
-    let code: Value = serde_json::from_str(r["content"][1]["text"].as_str().expect("{code, kind}"))
-        .expect("{code, kind} is JSON");
+    assert_eq!(r["content"].as_array().map(Vec::len), Some(1), "{answer}");
+    let e: Value = serde_json::from_str(r["content"][0]["text"].as_str().expect("a text"))
+        .expect("the error is JSON");
     (
-        message,
-        code["code"].as_i64().expect("code"),
-        code["kind"].as_str().expect("kind").to_string(),
+        e["error"].as_str().expect("error").to_string(),
+        e["code"].as_i64().expect("code"),
+        e["kind"].as_str().expect("kind").to_string(),
     )
 }

@@ -93,15 +93,18 @@ fn kind_name(k: Kind) -> &'static str {
     }
 }
 
-/// A failed call: `isError`, the message the command-line tool would print, then
-/// `{"code","kind"}`. No structured content: clients check that against the tool's
-/// output schema, which describes a success.
+/// A failed call: `isError`, and one text, `{"error","code","kind"}`: the message the
+/// command-line tool would print, its exit code and the code's name. One block, as
+/// Claude Code hands a failed call's first text to the model and drops the rest. No
+/// structured content: clients check that against the tool's output schema, which
+/// describes a success.
 fn failure(e: Error) -> CallToolResult {
-    let code = serde_json::json!({ "code": e.kind.exit_code(), "kind": kind_name(e.kind) });
-    CallToolResult::error(vec![
-        ContentBlock::text(e.message),
-        ContentBlock::text(code.to_string()),
-    ])
+    let text = serde_json::json!({
+        "error": e.message,
+        "code": e.kind.exit_code(),
+        "kind": kind_name(e.kind),
+    });
+    CallToolResult::error(vec![ContentBlock::text(text.to_string())])
 }
 
 #[rmcp::tool_handler(router = self.tool_router)]
