@@ -262,6 +262,78 @@ def bench_stop(rounds=20):
         print()
 
 
+class McpSession:
+    """task-mcp over stdio, spoken to line by line as any MCP client does (initialize,
+    then tools/call), one server process and so one store connection for the session."""
+
+    def __init__(self, env):
+        self.p = subprocess.Popen([tool("task-mcp")], env=env, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                  stderr=subprocess.DEVNULL, text=True, bufsize=1)
+        self.n = 0
+        self.request("initialize", {"protocolVersion": "2025-06-18", "capabilities": {},
+                                    "clientInfo": {"name": "bench", "version": "1"}})
+        self.p.stdin.write(json.dumps({"jsonrpc": "2.0", "method": "notifications/initialized"}) + "\n")
+
+    def request(self, method, params):
+        self.n += 1
+        self.p.stdin.write(json.dumps({"jsonrpc": "2.0", "id": self.n, "method": method, "params": params}) + "\n")
+        answer = json.loads(self.p.stdout.readline())
+        assert answer.get("id") == self.n and "result" in answer, answer
+        return answer["result"]
+
+    def call(self, tool_name, args):
+        r = self.request("tools/call", {"name": tool_name, "arguments": args})
+        assert not r.get("isError"), r
+        return r["structuredContent"]
+
+    def close(self):
+        self.p.stdin.close()
+        self.p.wait()
+
+
+def mcp_against_processes(env, rounds):
+    """Median ms of one claim + completion: over one task-mcp session, and through two
+    task-update processes (the same pair a shell worker makes)."""
+    lines = os.path.join(tempfile.gettempdir(), f"pt-bench-mcp-{os.getpid()}.jsonl")
+    create_lines(lines, 2 * rounds)
+    run([tool("task-create"), "--from", lines], env)
+    os.remove(lines)
+    mcp = McpSession(env)
+    over_mcp, over_procs = [], []
+    for _ in range(rounds):
+        t0 = time.perf_counter()
+        task = mcp.call("task_claim", {"owner": "m"})["task"]
+        mcp.call("task_update", {"ids": [task["id"]], "status": "completed", "token": task["claimToken"]})
+        over_mcp.append(time.perf_counter() - t0)
+
+        t0 = time.perf_counter()
+        p = run([tool("task-update"), "--claim", "--owner", "p", "--format", "env"], env)
+        kv = dict(l.split("=", 1) for l in p.stdout.splitlines() if "=" in l)
+        run([tool("task-update"), kv["TASK_ID"].strip("'"), "-s", "completed",
+             "--token", kv["TASK_CLAIM_TOKEN"].strip("'")], env)
+        over_procs.append(time.perf_counter() - t0)
+    mcp.close()
+    return median_ms(over_mcp), median_ms(over_procs)
+
+
+def bench_mcp(rounds=300):
+    """task-mcp: a claim + completion round trip over stdio in one session, median,
+    against the same pair through two task-update processes; SQLite, and PostgreSQL
+    when BENCH_PG is set."""
+    print("## task-mcp")
+    with tempfile.TemporaryDirectory() as d:
+        m, p = mcp_against_processes(env_for(os.path.join(d, "tasks.db")), rounds)
+        print(f"SQLite: claim + complete over task-mcp {m:.2f} ms, through two task-update processes "
+              f"{p:.2f} ms ({p / m:.1f}x)")
+    base = os.environ.get("BENCH_PG")
+    if base:
+        with PgDatabase(base, "pt_bench_mcp") as url:
+            m, p = mcp_against_processes(env_for(url), rounds)
+            print(f"PostgreSQL: claim + complete over task-mcp {m:.2f} ms, through two task-update processes "
+                  f"{p:.2f} ms ({p / m:.1f}x)")
+    print()
+
+
 def claude_cli():
     """The real Claude Code CLI: BENCH_CLAUDE, else the one .ci/claude installs."""
     cli = os.environ.get("BENCH_CLAUDE") or os.path.join(ROOT, "target", "claude-code", "node_modules", ".bin", "claude")
@@ -853,7 +925,7 @@ def bench_before(rounds=300):
 
 
 BENCHES = {"calls": bench_calls, "profile": bench_profile, "batch": bench_batch, "scale": bench_scale, "wait": bench_wait,
-           "workers": bench_workers, "sync": bench_sync, "scopes": bench_scopes, "makespan": bench_makespan, "depth": bench_depth, "watch": bench_watch, "stop": bench_stop, "claude": bench_claude, "pg": bench_pg, "before": bench_before}
+           "workers": bench_workers, "sync": bench_sync, "scopes": bench_scopes, "makespan": bench_makespan, "depth": bench_depth, "watch": bench_watch, "stop": bench_stop, "claude": bench_claude, "mcp": bench_mcp, "pg": bench_pg, "before": bench_before}
 # Run only when named: it builds another revision.
 NOT_BY_DEFAULT = {"before"}
 
@@ -862,7 +934,7 @@ QUICK = {"calls": {"rounds": 5}, "profile": {"rounds": 3}, "batch": {"n": 1000, 
          "scale": {"small": 100, "large": 1000, "rounds": 5}, "wait": {"rounds": 3, "idle_cpu": 1.0},
          "workers": {"n": 100, "rounds": 1}, "sync": {"n": 50, "rounds": 2, "idle_cpu": 1.0},
          "scopes": {"held": 100, "rounds": 3}, "makespan": {"n": 40, "seeds": 1}, "depth": {"n": 50, "big": 500, "rounds": 1},
-         "watch": {"idle": 1.0}, "stop": {"rounds": 2}, "claude": {"rounds": 2}, "pg": {"rounds": 3, "n": 20, "spawn_n": 50},
+         "watch": {"idle": 1.0}, "stop": {"rounds": 2}, "claude": {"rounds": 2}, "mcp": {"rounds": 5}, "pg": {"rounds": 3, "n": 20, "spawn_n": 50},
          "before": {"rounds": 3}}
 
 

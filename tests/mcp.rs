@@ -430,8 +430,8 @@ fn a_bad_flag_is_a_usage_error_before_serving() {
 }
 
 /// The real Claude Code CLI as the MCP client: its scripted model calls the server's
-/// tools by the names Claude Code gives them (`mcp__tasks__…`), through a `--mcp-config`
-/// like the README's, and the shell tools see the outcome.
+/// tools by the names Claude Code gives them (`mcp__tasks__…`), configured by
+/// examples/claude/mcp.json, and the shell tools see the outcome.
 #[test]
 fn the_real_claude_code_calls_the_tools() {
     use util::claude::Claude;
@@ -457,22 +457,14 @@ fn the_real_claude_code_calls_the_tools() {
     let Some(cc) = Claude::start(&s, &scripts) else {
         return;
     };
-    let config = s.file(
-        "mcp.json",
-        json!({"mcpServers": {"tasks": {
-            "type": "stdio",
-            "command": util::bin("task-mcp"),
-            "args": ["--list", "docs"],
-            "env": {"TASK_DB": s.db()}
-        }}})
-        .to_string(),
-    );
+    // examples/claude/mcp.json as a user's `.mcp.json`: `task-mcp` from PATH, the store
+    // and the list from the environment Claude Code was started with.
+    let config = concat!(env!("CARGO_MANIFEST_DIR"), "/examples/claude/mcp.json");
     let mut c = cc.cmd(&s, "[script:agent] Plan and write the docs.");
-    c.arg("--mcp-config").arg(&config).args([
-        "--strict-mcp-config",
-        "--allowedTools",
-        "mcp__tasks",
-    ]);
+    c.env("CLAUDE_CODE_TASK_LIST_ID", "docs")
+        .arg("--mcp-config")
+        .arg(&config)
+        .args(["--strict-mcp-config", "--allowedTools", "mcp__tasks"]);
     let out = c.output().expect("run claude");
     let r = util::Run::from_output(&out);
     assert_eq!((r.code, r.stdout.as_str()), (0, "done\n"), "{r:?}");
@@ -531,4 +523,44 @@ fn the_real_claude_code_calls_the_tools() {
     );
     assert_eq!(tasks[0]["owner"], "claude");
     assert_eq!(tasks[0]["result"], "docs written");
+}
+
+/// The README's `claude mcp add` block, run with the real CLI in a project folder: it
+/// writes the `.mcp.json` of examples/claude/mcp.json, and `claude mcp list` starts
+/// task-mcp and finds it healthy.
+#[test]
+fn the_readme_adds_the_server_to_the_real_claude_code() {
+    use util::claude::Claude;
+    let s = Store::new();
+    let Some(cc) = Claude::start(&s, &json!({})) else {
+        return;
+    };
+    let readme = include_str!("../README.md");
+    let from = readme
+        .find("```sh\nclaude mcp add --scope project tasks")
+        .expect("the README's claude mcp add block");
+    let block = &readme[from + 6..];
+    let block = &block[..block.find("```").expect("its end")];
+    let mut c = s.bash_cmd(&format!("set -euo pipefail\n{block}"));
+    cc.env(&mut c);
+    let r = util::Run::from_output(&c.output().expect("run bash"));
+    assert_eq!(r.code, 0, "{r:?}");
+    assert!(
+        r.stdout
+            .contains("tasks: task-mcp --list review - ✔ Connected"),
+        "{r:?}"
+    );
+    let written: Value = serde_json::from_str(
+        &std::fs::read_to_string(s.dir().join(".mcp.json")).expect(".mcp.json"),
+    )
+    .expect("JSON");
+    let example: Value =
+        serde_json::from_str(include_str!("../examples/claude/mcp.json")).expect("JSON");
+    let server = &written["mcpServers"]["tasks"];
+    assert_eq!(
+        server["command"], example["mcpServers"]["tasks"]["command"],
+        "{written}"
+    );
+    assert_eq!(server["type"], "stdio");
+    assert_eq!(server["args"], json!([]));
 }

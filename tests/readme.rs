@@ -55,6 +55,10 @@ const AT_ONCE: usize = 4;
 /// The ```sh blocks that are not recipes, by the start of their first line, and why.
 const UNMARKED: &[(&str, &str)] = &[
     (
+        "claude mcp add --scope project tasks",
+        "needs the real Claude Code CLI: tests/mcp.rs runs this block with it",
+    ),
+    (
         "cargo install --path .",
         "installs into ~/.cargo/bin and runs the whole suite; tests/examples.rs runs demo.sh",
     ),
