@@ -463,7 +463,7 @@ fn the_real_claude_code_calls_the_tools() {
     let mut c = cc.cmd(&s, "[script:agent] Plan and write the docs.");
     c.env("CLAUDE_CODE_TASK_LIST_ID", "docs")
         .arg("--mcp-config")
-        .arg(&config)
+        .arg(config)
         .args(["--strict-mcp-config", "--allowedTools", "mcp__tasks"]);
     let out = c.output().expect("run claude");
     let r = util::Run::from_output(&out);
