@@ -686,12 +686,13 @@ Examples:
   task-sync --list review               # one pass both ways, then exit
   task-sync --follow &                  # keep them in step while a session runs
   task-sync --import-only -v            # take in what Claude Code planned, say what
-  task-sync --dir ~/.claude/tasks/review --export-only";
+  task-sync --dir ~/.claude/tasks/review --export-only
+  task-sync --queue .agent/queue --follow &   # a folder of 001-pending-slug.md items";
 
 const SYNC_ENVIRONMENT: &str = "\
   CLAUDE_CONFIG_DIR          Claude Code's folder (default ~/.claude): lists are under tasks/";
 
-/// Keep a list and Claude Code's own task files for it in step, both ways.
+/// Keep a list and Claude Code's own task files for it (or a queue folder) in step, both ways.
 #[derive(Debug, Parser)]
 #[command(
     name = "task-sync",
@@ -705,6 +706,10 @@ pub struct SyncArgs {
     /// ~/.claude/tasks/<list>, with characters other than A-Z a-z 0-9 _ - as '-']
     #[arg(long, value_name = "DIR")]
     pub dir: Option<PathBuf>,
+    /// Keep a queue folder of markdown items (NNN-STATUS-slug.md) in step instead of
+    /// Claude Code's files
+    #[arg(long, value_name = "DIR", conflicts_with = "dir")]
+    pub queue: Option<PathBuf>,
     /// One pass both ways, then exit (the default)
     #[arg(long, conflicts_with = "follow")]
     pub once: bool,

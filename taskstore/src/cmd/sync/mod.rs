@@ -1,6 +1,7 @@
-//! `task-sync`: keep one list and Claude Code's own task files for it in step. A pass
-//! (`pass.rs`) reads both sides and brings each up to date; `--follow` runs one at every
-//! change of either side: the folder's notifications (`notify.rs`) and the store's change
+//! `task-sync`: keep one list and Claude Code's own task files for it (`pass.rs`), or a
+//! queue folder of markdown items (`--queue`: `queue.rs`, `queue_pass.rs`), in step. A
+//! pass reads both sides and brings each up to date; `--follow` runs one at every change
+//! of either side: the folder's notifications (`notify.rs`) and the store's change
 //! signal, as `task-wait` wakes on it.
 //!
 //! Two task-syncs on one folder take turns, a pass each, through an flock on
@@ -10,6 +11,8 @@
 mod fields;
 mod notify;
 mod pass;
+mod queue;
+mod queue_pass;
 
 use crate::claude::{self, Dir};
 use crate::cli::SyncArgs;
@@ -37,32 +40,77 @@ const SETTLE: Duration = Duration::from_millis(20);
 /// How often a pass that lost a race for a new file is run again at once.
 const AGAIN: usize = 5;
 
+/// The other side of a list: Claude Code's task files, or a queue folder.
+enum Side<'a> {
+    Claude(Bridge<'a>),
+    Queue(queue_pass::Queue<'a>),
+}
+
+impl Side<'_> {
+    fn store(&mut self) -> &mut dyn Store {
+        match self {
+            Side::Claude(b) => b.store,
+            Side::Queue(q) => q.store,
+        }
+    }
+
+    fn pass(&mut self, out: &mut dyn Write, stop: &dyn Fn() -> bool) -> Result<Pass> {
+        match self {
+            Side::Claude(b) => b.pass(out, stop),
+            Side::Queue(q) => q.pass(out),
+        }
+    }
+}
+
 pub fn run(args: SyncArgs, out: &mut dyn Write) -> Result<u8> {
     let signals = Signals::install()?;
     let stop = || signals.received().is_some();
     let list = &args.store.list;
-    let path = match args.dir {
-        Some(d) => d,
-        None => claude::default_dir(list)?,
+    let path = match (&args.queue, &args.dir) {
+        (Some(q), _) => q.clone(),
+        (None, Some(d)) => d.clone(),
+        (None, None) => claude::default_dir(list)?,
     };
     // The store first: a store that fails leaves no folder behind.
     let mut store = args.store.open(Access::Create)?;
-    let dir = Dir::open(path)?;
+    let (dir, folder) = match args.queue {
+        Some(_) => (None, Some(queue::Folder::open(path.clone())?)),
+        None => (Some(Dir::open(path.clone())?), None),
+    };
     if args.follow {
         store.keep_trying(PATIENCE);
     }
-    let mut notify = args.follow.then(|| Notify::new(&dir.path)).flatten();
-    let mut bridge = Bridge::new(store.as_mut(), list, &dir);
-    bridge.import = !args.export_only;
-    bridge.export = !args.import_only;
-    bridge.verbose = args.verbose;
+    // What wakes a pass: Claude Code's task files and its high-water mark; any item
+    // (hidden names are ours or temporary).
+    let counts: fn(&str) -> bool = match args.queue {
+        Some(_) => |n| !n.starts_with('.'),
+        None => |n| n == ".highwatermark" || claude::file_id(n).is_some(),
+    };
+    let mut notify = args.follow.then(|| Notify::new(&path, counts)).flatten();
+    let mut side = match (&dir, &folder) {
+        (Some(dir), _) => {
+            let mut b = Bridge::new(store.as_mut(), list, dir);
+            b.import = !args.export_only;
+            b.export = !args.import_only;
+            b.verbose = args.verbose;
+            Side::Claude(b)
+        }
+        (None, Some(folder)) => {
+            let mut q = queue_pass::Queue::new(store.as_mut(), list, folder);
+            q.import = !args.export_only;
+            q.export = !args.import_only;
+            q.verbose = args.verbose;
+            Side::Queue(q)
+        }
+        (None, None) => unreachable!("one side is open"),
+    };
     while !stop() {
-        let seen = bridge.store.change_counter(list)?;
-        let Some(turn) = take_turn(&dir.path, &stop)? else {
+        let seen = side.store().change_counter(list)?;
+        let Some(turn) = take_turn(&path, &stop)? else {
             break;
         };
         for _ in 0..AGAIN {
-            if bridge.pass(out, &stop)? != Pass::Again {
+            if side.pass(out, &stop)? != Pass::Again {
                 break;
             }
         }
@@ -70,7 +118,7 @@ pub fn run(args: SyncArgs, out: &mut dyn Write) -> Result<u8> {
         if !args.follow {
             break;
         }
-        wait(bridge.store, list, seen, notify.as_mut(), &stop)?;
+        wait(side.store(), list, seen, notify.as_mut(), &stop)?;
     }
     Ok(signals.received().map(signals::exit_code).unwrap_or(0))
 }

@@ -2,27 +2,30 @@
 //! `nix`, already a dependency, so no crate of its own). Elsewhere, or when inotify is
 //! unavailable, there is none and task-sync reads the folder every second instead.
 //!
-//! Only task files and `.highwatermark` count: the locks (Claude Code's and our own)
-//! and our temporary files change at every pass and must not wake the next.
+//! Only the names the side counts wake a pass (Claude Code's task files and
+//! `.highwatermark`; a queue's items): the locks (Claude Code's and our own) and our
+//! temporary files change at every pass and must not wake the next.
 
-use crate::claude::file_id;
 use std::path::{Path, PathBuf};
 
 pub struct Notify {
     #[cfg(any(target_os = "linux", target_os = "android"))]
     fd: nix::sys::inotify::Inotify,
     path: PathBuf,
+    counts: fn(&str) -> bool,
 }
 
 #[cfg(any(target_os = "linux", target_os = "android"))]
 impl Notify {
-    /// Watch `path` (a folder); None when inotify cannot.
-    pub fn new(path: &Path) -> Option<Notify> {
+    /// Watch `path` (a folder) for changes of the names `counts` accepts; None when
+    /// inotify cannot.
+    pub fn new(path: &Path, counts: fn(&str) -> bool) -> Option<Notify> {
         use nix::sys::inotify::{InitFlags, Inotify};
         let fd = Inotify::init(InitFlags::IN_NONBLOCK | InitFlags::IN_CLOEXEC).ok()?;
         let n = Notify {
             fd,
             path: path.to_path_buf(),
+            counts,
         };
         n.watch().then_some(n)
     }
@@ -40,7 +43,7 @@ impl Notify {
         self.fd.add_watch(&self.path, what).is_ok()
     }
 
-    /// Whether a task file changed since the last call (reads every pending event). A
+    /// Whether a counted file changed since the last call (reads every pending event). A
     /// folder removed as a whole is made again and watched anew.
     pub fn changed(&mut self) -> bool {
         use nix::sys::inotify::AddWatchFlags as F;
@@ -57,7 +60,7 @@ impl Notify {
                     lost = true;
                 }
                 let name = e.name.as_ref().and_then(|n| n.to_str());
-                if name.is_some_and(|n| n == ".highwatermark" || file_id(n).is_some()) {
+                if name.is_some_and(self.counts) {
                     changed = true;
                 }
             }
@@ -73,7 +76,7 @@ impl Notify {
 
 #[cfg(not(any(target_os = "linux", target_os = "android")))]
 impl Notify {
-    pub fn new(_path: &Path) -> Option<Notify> {
+    pub fn new(_path: &Path, _counts: fn(&str) -> bool) -> Option<Notify> {
         None
     }
 
