@@ -44,7 +44,7 @@ use std::time::{Duration, Instant};
 use util::{Run, Store, BINARIES};
 
 /// How many blocks are marked as recipes today; fewer fails the build.
-const MARKED: usize = 16;
+const MARKED: usize = 17;
 
 /// How long one recipe may run before it counts as hung (and is killed).
 const LIMIT: Duration = Duration::from_secs(180);
@@ -323,6 +323,22 @@ for n in $(seq 1 20); do task-create "Step $n" -d "Do step $n" >/dev/null; done
         file: None,
         code: 0,
         check: check_max_cost,
+    },
+    Recipe {
+        name: "tmux",
+        // A tmux server of the recipe's own (its socket in the test's folder), gone when
+        // the script ends whatever happened; without tmux the recipe says so and passes.
+        setup: r#"
+command -v tmux >/dev/null || { echo 'SKIPPED: no tmux (install tmux)'; exit 0; }
+unset TMUX
+export TMUX_TMPDIR="$PWD/tmux" && mkdir -p "$TMUX_TMPDIR"
+trap 'tmux kill-server 2>/dev/null || true' EXIT
+task-create Build >/dev/null && task-create Test >/dev/null && task-create Lint >/dev/null
+"#,
+        after: None,
+        file: None,
+        code: 0,
+        check: check_tmux,
     },
 ];
 
@@ -673,6 +689,45 @@ fn check_max_cost(r: &Run, s: &Store) {
     let t = s.json("1");
     assert_eq!(t["result"], "done: Step 1");
     assert_eq!(t["metadata"]["claude"]["sessionId"], "s-1");
+}
+
+fn check_tmux(r: &Run, s: &Store) {
+    if r.stdout.starts_with("SKIPPED") {
+        eprintln!("README recipe `tmux`: {}", r.stdout.trim_end());
+        return;
+    }
+    let lines: Vec<&str> = r.stdout.lines().collect();
+    // The session's first window (a shell, named after it), then the failed task's,
+    // which shows the command's output, and then tmux's `Pane is dead (status 1, …)`
+    // (unless tmux has not taken note of the end yet).
+    assert!(
+        lines.len() >= 3 && !lines[0].starts_with('#'),
+        "{}",
+        r.stdout
+    );
+    assert_eq!(lines[1..3], ["#3 Lint", "building Lint"], "{}", r.stdout);
+    assert!(
+        lines[3..].iter().all(|l| l.starts_with("Pane is dead")),
+        "{}",
+        r.stdout
+    );
+    let statuses: Vec<String> = s
+        .tasks(&[])
+        .iter()
+        .map(|t| t["status"].as_str().unwrap_or_default().to_string())
+        .collect();
+    assert_eq!(statuses, ["completed", "completed", "failed"]);
+    assert_eq!(s.json("1")["result"], "building Build\n");
+    // Whatever happened, no tmux server of the recipe's is left.
+    let gone = Command::new("tmux")
+        .env("TMUX_TMPDIR", s.dir().join("tmux"))
+        .env_remove("TMUX")
+        .arg("kill-server")
+        .output();
+    assert!(
+        gone.is_ok_and(|o| !o.status.success()),
+        "its tmux server still ran"
+    );
 }
 
 // ---------------------------------------------------------------------------------------

@@ -506,6 +506,16 @@ pub struct WaitArgs {
     pub no_progress: bool,
 }
 
+/// A tmux session name as tmux keeps it: tmux would turn ':' and '.' (which separate a
+/// target's session, window and pane) into '_', and then `-t SESSION` would miss it.
+fn parse_session(s: &str) -> Result<String, String> {
+    match s {
+        "" => Err("it is empty".into()),
+        _ if s.contains([':', '.']) => Err("a tmux session name cannot hold ':' or '.'".into()),
+        _ => Ok(s.to_string()),
+    }
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum StdinMode {
     /// Nothing (stdin is /dev/null)
@@ -544,6 +554,7 @@ Examples:
   worker-spawn --max-tasks 10 -- ./job.sh                # one cron tick's share
   worker-spawn --follow --output-dir logs -- ./job.sh    # serve new tasks until stopped
   worker-spawn --detach -j 5 -- ./agent.sh '{id}'       # returns at once: pid and log file
+  worker-spawn -j 3 --tmux work -- ./agent.sh '{id}'     # a tmux window each: tmux attach -t work
   worker-spawn --stop                                    # this host's pools on the list hand back and end
   worker-spawn -j 5 --worktree --verify 'cargo test' -- claude -p '{description}{feedback}'
 
@@ -631,6 +642,11 @@ pub struct SpawnArgs {
     /// at most --timeout (default 30s) before killing one
     #[arg(long, conflicts_with_all = ["detach", "command"])]
     pub stop: bool,
+    /// Run each command in a window of its own of tmux session SESSION (created, detached,
+    /// if missing), on the window's terminal; a completed task's window closes, a failed
+    /// one stays until the task runs again
+    #[arg(long, value_name = "SESSION", value_parser = parse_session, conflicts_with = "stop")]
+    pub tmux: Option<String>,
     /// How --detach reports the pool it started
     #[arg(long, value_enum, default_value_t = SpawnFormat::Text)]
     pub format: SpawnFormat,

@@ -28,7 +28,7 @@ pub fn user() -> String {
 /// Start time of a process in clock ticks since boot (field 22 of /proc/PID/stat); None
 /// when there is no such process or it has exited and waits to be reaped (a zombie, state
 /// Z or X: it can hold nothing any more).
-fn start_time(pid: u32) -> Option<u64> {
+pub fn start_time(pid: u32) -> Option<u64> {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
     // The command name (field 2) may hold spaces and parentheses: skip past the last ')'.
     let mut fields = stat[stat.rfind(')')? + 1..].split_whitespace();

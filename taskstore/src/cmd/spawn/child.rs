@@ -1,5 +1,6 @@
 //! Running one task's command: arguments with placeholders, the task in the
-//! environment, its own process group, stdout and stderr captured.
+//! environment, its own process group, stdout and stderr captured (with `--tmux` the
+//! command runs in a tmux window, `tmux.rs`, and is captured the same way).
 
 use crate::cli::StdinMode;
 use crate::model::Task;
@@ -7,12 +8,13 @@ use crate::output::task_json;
 use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
 use nix::sys::signal::{killpg, Signal};
 use nix::unistd::Pid;
+use std::ffi::OsString;
 use std::fs::File;
 use std::io::{Read, Write};
 use std::os::fd::{AsFd, OwnedFd};
 use std::os::unix::process::{CommandExt, ExitStatusExt};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Command, ExitStatus, Stdio};
 
 /// How much of stderr's end is kept as the task's `log`.
 pub const LOG_TAIL: usize = 16 * 1024;
@@ -128,6 +130,8 @@ pub struct Context<'a> {
     pub owner: &'a str,
     pub stdin: StdinMode,
     pub max_output: u64,
+    /// `--tmux`: the session the command runs in, and this worker's number there.
+    pub tmux: Option<(&'a super::tmux::Tmux, usize)>,
 }
 
 /// Where one attempt runs: its working directory and, with `--worktree`, its branch.
@@ -137,39 +141,57 @@ pub struct Place {
     pub branch: Option<String>,
 }
 
+/// What the command and its check find in their environment besides worker-spawn's own.
+fn task_env(t: &Task, cx: &Context, place: &Place) -> Vec<(&'static str, OsString)> {
+    let mut env: Vec<(&'static str, OsString)> = vec![
+        ("TASK_ID", t.id.0.to_string().into()),
+        ("TASK_SUBJECT", t.subject.clone().into()),
+        ("TASK_DESCRIPTION", t.description.clone().into()),
+        ("TASK_LIST", t.list.clone().into()),
+        ("CLAUDE_CODE_TASK_LIST_ID", t.list.clone().into()),
+        ("TASK_DB", cx.db.into()),
+        ("TASK_OWNER", cx.owner.into()),
+        (super::guardian::MARK, cx.mark.into()),
+        ("TASK_ATTEMPT", t.attempts.to_string().into()),
+        (
+            "TASK_CLAIM_TOKEN",
+            t.claim_token
+                .map(|c| c.to_string())
+                .unwrap_or_default()
+                .into(),
+        ),
+        (
+            "TASK_METADATA",
+            serde_json::Value::Object(t.metadata.clone())
+                .to_string()
+                .into(),
+        ),
+        ("TASK_FEEDBACK", t.feedback.as_deref().unwrap_or("").into()),
+        (
+            "TASK_SESSION",
+            crate::model::claude_session(&t.metadata)
+                .unwrap_or("")
+                .into(),
+        ),
+    ];
+    if let Some(dir) = &place.dir {
+        env.push(("TASK_WORKTREE", dir.into()));
+    }
+    if let Some(branch) = &place.branch {
+        env.push(("TASK_BRANCH", branch.into()));
+    }
+    env
+}
+
 /// `program args…` with the task in its environment, in its own process group, in the
 /// attempt's directory. Shared by the command and its check.
 fn command(argv: &[String], t: &Task, cx: &Context, place: &Place) -> Command {
     let mut c = Command::new(&argv[0]);
     c.args(&argv[1..])
-        .env("TASK_ID", t.id.0.to_string())
-        .env("TASK_SUBJECT", &t.subject)
-        .env("TASK_DESCRIPTION", &t.description)
-        .env("TASK_LIST", &t.list)
-        .env("CLAUDE_CODE_TASK_LIST_ID", &t.list)
-        .env("TASK_DB", cx.db)
-        .env("TASK_OWNER", cx.owner)
-        .env(super::guardian::MARK, cx.mark)
-        .env("TASK_ATTEMPT", t.attempts.to_string())
-        .env(
-            "TASK_CLAIM_TOKEN",
-            t.claim_token.map(|c| c.to_string()).unwrap_or_default(),
-        )
-        .env(
-            "TASK_METADATA",
-            serde_json::Value::Object(t.metadata.clone()).to_string(),
-        )
-        .env("TASK_FEEDBACK", t.feedback.as_deref().unwrap_or(""))
-        .env(
-            "TASK_SESSION",
-            crate::model::claude_session(&t.metadata).unwrap_or(""),
-        )
+        .envs(task_env(t, cx, place))
         .process_group(0);
     if let Some(dir) = &place.dir {
-        c.current_dir(dir).env("TASK_WORKTREE", dir);
-    }
-    if let Some(branch) = &place.branch {
-        c.env("TASK_BRANCH", branch);
+        c.current_dir(dir);
     }
     // No pre_exec hook (such as a parent-death signal): it would force fork() instead
     // of posix_spawn(), and fork() of this multi-threaded process costs more than
@@ -187,13 +209,54 @@ fn feed(child: &mut Child, data: Vec<u8>) {
     }
 }
 
+/// What runs a command: a child of ours, or with `--tmux` the shell of a tmux window.
+pub enum Proc {
+    Child(Child),
+    Pane(super::tmux::Pane),
+}
+
+impl Proc {
+    /// Its process group (the supervisor signals the whole group).
+    pub fn id(&self) -> i32 {
+        match self {
+            Proc::Child(c) => c.id() as i32,
+            Proc::Pane(p) => p.pgid(),
+        }
+    }
+
+    /// The command itself has ended (what it started may still run).
+    fn exited(&mut self) -> bool {
+        match self {
+            Proc::Child(c) => matches!(c.try_wait(), Ok(Some(_))),
+            Proc::Pane(p) => p.exited(),
+        }
+    }
+
+    pub fn wait(&mut self) -> std::io::Result<ExitStatus> {
+        match self {
+            Proc::Child(c) => c.wait(),
+            Proc::Pane(p) => Ok(p.wait()),
+        }
+    }
+
+    /// The tmux window it ran in, if it ran in one.
+    pub fn into_pane(self) -> Option<super::tmux::Pane> {
+        match self {
+            Proc::Child(_) => None,
+            Proc::Pane(p) => Some(p),
+        }
+    }
+}
+
 /// A started command or check and the streams to read from it.
 pub struct Started {
-    pub child: Child,
+    pub proc: Proc,
     out: Option<File>,
     err: Option<File>,
     /// Copies of stdout and stderr (`--output-dir`).
     files: (Option<File>, Option<File>),
+    /// With `--tmux`: what the window shows, stdout and stderr as they come.
+    screen: Option<File>,
     max_output: u64,
     tail: usize,
 }
@@ -205,6 +268,25 @@ pub fn spawn(
     place: &Place,
 ) -> std::io::Result<Started> {
     let argv: Vec<String> = command_line.iter().map(|a| expand(a, t)).collect();
+    let data = match cx.stdin {
+        StdinMode::None => Vec::new(),
+        StdinMode::Json => task_json(t).to_string().into_bytes(),
+        _ => t.description.clone().into_bytes(),
+    };
+    if let Some((tmux, worker)) = cx.tmux {
+        let stdin = (cx.stdin != StdinMode::None).then_some(data.as_slice());
+        let env = task_env(t, cx, place);
+        let w = tmux.start(worker, t, &argv, &env, stdin, place.dir.as_deref())?;
+        return Ok(Started {
+            proc: Proc::Pane(w.pane),
+            out: Some(w.out),
+            err: Some(w.err),
+            files: output_files(t),
+            screen: Some(w.screen),
+            max_output: cx.max_output,
+            tail: LOG_TAIL,
+        });
+    }
     let mut c = command(&argv, t, cx, place);
     c.stdin(if cx.stdin == StdinMode::None {
         Stdio::null()
@@ -214,18 +296,14 @@ pub fn spawn(
     .stdout(Stdio::piped())
     .stderr(Stdio::piped());
     let mut child = c.spawn()?;
-    let data = match cx.stdin {
-        StdinMode::None => Vec::new(),
-        StdinMode::Json => task_json(t).to_string().into_bytes(),
-        _ => t.description.clone().into_bytes(),
-    };
     feed(&mut child, data);
     let (out, err) = (child.stdout.take(), child.stderr.take());
     Ok(Started {
-        child,
+        proc: Proc::Child(child),
         out: out.map(|o| File::from(OwnedFd::from(o))),
         err: err.map(|e| File::from(OwnedFd::from(e))),
         files: output_files(t),
+        screen: None,
         max_output: cx.max_output,
         tail: LOG_TAIL,
     })
@@ -252,10 +330,11 @@ pub fn spawn_check(
     drop(c);
     feed(&mut child, input);
     Ok(Started {
-        child,
+        proc: Proc::Child(child),
         out: None,
         err: Some(File::from(OwnedFd::from(reader))),
         files: (None, None),
+        screen: None,
         max_output: 0,
         tail: CHECK_TAIL,
     })
@@ -346,7 +425,9 @@ pub fn capture(s: &mut Started) -> Captured {
     let (mut out_file, mut err_file) = (s.files.0.take(), s.files.1.take());
     let mut stdout = s.out.take();
     let mut stderr = s.err.take();
-    let child = &mut s.child;
+    // Dropped at the end: then the window's shell can end.
+    let mut screen = s.screen.take();
+    let proc = &mut s.proc;
     let mut cap = Captured {
         stdout: Vec::new(),
         stdout_total: 0,
@@ -354,7 +435,7 @@ pub fn capture(s: &mut Started) -> Captured {
         stderr_tail: Vec::new(),
     };
     let mut buf = vec![0u8; 64 * 1024];
-    let pgid = Pid::from_raw(child.id() as i32);
+    let pgid = Pid::from_raw(proc.id());
     while stdout.is_some() || stderr.is_some() {
         let ready = {
             let mut fds: Vec<PollFd> = Vec::with_capacity(2);
@@ -378,7 +459,7 @@ pub fn capture(s: &mut Started) -> Captured {
         let Some(ready) = ready else {
             // Quiet for a while: if the command itself has exited, whatever still holds
             // the pipes is a straggler of its process group.
-            if matches!(child.try_wait(), Ok(Some(_))) {
+            if proc.exited() {
                 let _ = killpg(pgid, Signal::SIGKILL);
             }
             continue;
@@ -399,6 +480,7 @@ pub fn capture(s: &mut Started) -> Captured {
                         if let Some(f) = &mut out_file {
                             let _ = f.write_all(&buf[..n]);
                         }
+                        super::tmux::show(&mut screen, &buf[..n]);
                     }
                 }
             }
@@ -416,6 +498,7 @@ pub fn capture(s: &mut Started) -> Captured {
                     if let Some(f) = &mut err_file {
                         let _ = f.write_all(&buf[..n]);
                     }
+                    super::tmux::show(&mut screen, &buf[..n]);
                 }
             }
         }

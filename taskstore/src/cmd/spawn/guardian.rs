@@ -3,15 +3,16 @@
 //! SIGKILLs every process group still running a task, then every process that carries
 //! this worker-spawn's mark in its environment (`MARK`): that also catches a command
 //! started but not yet announced when worker-spawn died, and whatever a command
-//! started in another process group. (A parent-death signal would
-//! reach only each command itself, not the processes it started, and would force a
-//! slow fork() for every command instead of posix_spawn().)
+//! started in another process group; last it removes the `--tmux` folder. (A
+//! parent-death signal would reach only each command itself, not the processes it
+//! started, and would force a slow fork() for every command instead of posix_spawn().)
 
 use crate::error::{Error, Result};
 use nix::sys::signal::{killpg, signal, SigHandler, Signal};
 use nix::unistd::{fork, ForkResult, Pid};
 use std::collections::HashSet;
 use std::io::{BufRead, BufReader, PipeWriter, Write};
+use std::path::Path;
 use std::sync::Mutex;
 
 /// The environment variable every command gets: `NAME=VALUE` marks it as ours.
@@ -24,8 +25,9 @@ pub struct Guardian {
 }
 
 impl Guardian {
-    /// Fork the guardian. Call before any thread is started.
-    pub fn start(mark: String) -> Result<Guardian> {
+    /// Fork the guardian. Call before any thread is started. `leftover`: a folder of
+    /// worker-spawn's to remove once it is gone.
+    pub fn start(mark: String, leftover: Option<&Path>) -> Result<Guardian> {
         let (reader, writer) = std::io::pipe()?;
         // SAFETY: called while the process has a single thread, so the child may do
         // anything; it only reads a pipe, sends signals and exits.
@@ -43,6 +45,9 @@ impl Guardian {
                     let _ = unsafe { signal(sig, SigHandler::SigIgn) };
                 }
                 guard(BufReader::new(reader), &format!("{MARK}={mark}"));
+                if let Some(dir) = leftover {
+                    let _ = std::fs::remove_dir_all(dir);
+                }
                 std::process::exit(0);
             }
             Ok(ForkResult::Parent { .. }) => Ok(Guardian {

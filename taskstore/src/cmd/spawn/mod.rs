@@ -9,7 +9,7 @@
 //! task and records its outcome; `changed.rs` stops a command whose task changed under
 //! it; `idle.rs` decides whether a worker with nothing to claim waits, and holds the
 //! budget; `child.rs` starts and captures a command; `envelope.rs` reads a Claude Code
-//! worker's result.
+//! worker's result; `tmux.rs` runs commands in tmux windows (`--tmux`).
 
 mod changed;
 mod child;
@@ -20,6 +20,7 @@ mod idle;
 mod pools;
 pub use pools::stop_pools;
 mod run;
+mod tmux;
 mod worktree;
 
 pub use pools::alive as pool_alive;
@@ -73,6 +74,8 @@ struct Shared {
     guardian: Guardian,
     /// `--worktree`: the repository the tasks run in.
     worktrees: Option<worktree::Worktrees>,
+    /// `--tmux`: the session the commands run in.
+    tmux: Option<tmux::Tmux>,
     running: Mutex<HashMap<usize, Running>>,
     /// Per worker: the change counter read just before its last claim.
     claim_seen: Vec<AtomicU64>,
@@ -182,6 +185,9 @@ pub fn run(args: SpawnArgs, out: &mut dyn Write) -> Result<u8> {
         return pools::stop(&args, out);
     }
     child::check_runnable(&args.command[0])?;
+    if let Some(session) = &args.tmux {
+        tmux::check(session)?;
+    }
     let worktrees = match args.worktree {
         true => Some(worktree::Worktrees::open(&args)?),
         false => None,
@@ -193,10 +199,15 @@ pub fn run(args: SpawnArgs, out: &mut dyn Write) -> Result<u8> {
             detach::Side::Pool(log, started) => Some((log.display().to_string(), started)),
         },
     };
+    // After --detach forked: the folder is the pool's, removed when the pool ends.
+    let tmux = args.tmux.as_deref().map(tmux::Tmux::new).transpose()?;
     let hostname = host::hostname();
     let holder = host::me(&hostname);
     // Before any thread exists: the guardian is forked.
-    let guardian = Guardian::start(format!("{}-{}", holder.pid, holder.started))?;
+    let guardian = Guardian::start(
+        format!("{}-{}", holder.pid, holder.started),
+        tmux.as_ref().map(tmux::Tmux::dir),
+    )?;
     let signals = Signals::install()?;
     let prefix = args
         .owner_prefix
@@ -230,6 +241,7 @@ pub fn run(args: SpawnArgs, out: &mut dyn Write) -> Result<u8> {
         store: Mutex::new(store),
         guardian,
         worktrees,
+        tmux,
         running: Mutex::new(HashMap::new()),
         claim_seen: (0..=jobs).map(|_| AtomicU64::new(0)).collect(),
         stop: AtomicBool::new(false),
@@ -457,6 +469,7 @@ fn worker(shared: &Shared, n: usize) {
         owner: &owner,
         stdin: a.stdin,
         max_output: a.max_output,
+        tmux: shared.tmux.as_ref().map(|t| (t, n)),
     };
     while !shared.stop.load(SeqCst) {
         if let Some(max) = a.max_tasks {

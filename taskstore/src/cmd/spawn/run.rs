@@ -1,7 +1,7 @@
 //! Running one claimed task: its worktree, its command and check under the supervisor's
 //! watch, the result envelope, and recording the outcome (completed, retried, failed).
 
-use super::{changed, child, envelope, worktree, Running, Shared, Stop};
+use super::{changed, child, envelope, tmux, worktree, Running, Shared, Stop};
 use crate::cli::SpawnArgs;
 use crate::error::Kind;
 use crate::model::{Status, Task};
@@ -16,6 +16,8 @@ struct Ran {
     stop: Option<Stop>,
     code: i64,
     cap: child::Captured,
+    /// `--tmux`: the window the command ran in.
+    window: Option<tmux::Pane>,
 }
 
 impl Ran {
@@ -24,6 +26,7 @@ impl Ran {
             stop: None,
             code,
             cap: child::Captured::message(msg),
+            window: None,
         }
     }
 }
@@ -32,7 +35,7 @@ impl Ran {
 /// lease renewal, signals).
 fn execute(shared: &Shared, n: usize, task: &Task, token: i64, mut st: child::Started) -> Ran {
     let a = &shared.args;
-    let pgid = st.child.id() as i32;
+    let pgid = st.proc.id();
     shared.guardian.watch(pgid);
     shared.running().insert(
         n,
@@ -54,7 +57,7 @@ fn execute(shared: &Shared, n: usize, task: &Task, token: i64, mut st: child::St
         }
     }
     let mut cap = child::capture(&mut st);
-    let status = st.child.wait();
+    let status = st.proc.wait();
     // Nothing the command started outlives its task.
     let _ = killpg(Pid::from_raw(pgid), Signal::SIGKILL);
     shared.guardian.unwatch(pgid);
@@ -70,7 +73,12 @@ fn execute(shared: &Shared, n: usize, task: &Task, token: i64, mut st: child::St
     if stop == Some(Stop::Timeout) {
         cap.note(&timeout_note(a, killed));
     }
-    Ran { stop, code, cap }
+    Ran {
+        stop,
+        code,
+        cap,
+        window: st.proc.into_pane(),
+    }
 }
 
 /// Run the task's check after its command succeeded; on failure, the attempt's log
@@ -141,6 +149,18 @@ pub(super) fn run_task(shared: &Shared, n: usize, task: Task, cx: &child::Contex
     }
     let mut ran = ran.unwrap_or_else(|| match child::spawn(&a.command, &task, cx, &place) {
         Ok(st) => execute(shared, n, &task, token, st),
+        // No window could be opened: the task is not to blame. It goes back, its attempt
+        // given back, and the pool stops (exit 2), as it does when tmux is missing.
+        Err(e) if cx.tmux.is_some() => {
+            shared.fail(crate::error::Error::usage(format!(
+                "--tmux: cannot open a window for task {}: {e}; it was handed back",
+                task.id
+            )));
+            Ran {
+                stop: Some(Stop::Shutdown),
+                ..Ran::message(1, String::new())
+            }
+        }
         // As a shell says it: 126 found but not executable, 127 not found.
         Err(e) => Ran::message(
             match e.kind() {
@@ -197,7 +217,12 @@ pub(super) fn run_task(shared: &Shared, n: usize, task: Task, cx: &child::Contex
             }
         }
     }
-    let Ran { stop, code, cap } = ran;
+    let Ran {
+        stop,
+        code,
+        cap,
+        window,
+    } = ran;
     // A command that cannot be started (126, 127) fails the same way every time; so do
     // the exit codes the user names as permanent (--no-retry-on).
     if stop.is_none() && (code == 126 || code == 127 || a.no_retry_on.contains(&code)) {
@@ -225,6 +250,11 @@ pub(super) fn run_task(shared: &Shared, n: usize, task: Task, cx: &child::Contex
             .finish(list, task.id, token, &outcome(Status::Completed))
             .map(|_| {
                 shared.completed.fetch_add(1, SeqCst);
+                // A completed task's window has nothing left to read. Any other
+                // outcome's stays, until the task runs again.
+                if let Some(w) = &window {
+                    w.close();
+                }
             }),
         _ if !for_good && task.attempts < task.max_attempts && !shared.shutdown.load(SeqCst) => {
             hold_for(shared, &task, token, a.retry_delay);
