@@ -16,6 +16,8 @@ absolute times: these machines are shared and noisy.
 """
 import json
 import os
+import re
+import shutil
 import statistics
 import subprocess
 import sys
@@ -332,6 +334,57 @@ def bench_mcp(rounds=300):
             print(f"PostgreSQL: claim + complete over task-mcp {m:.2f} ms, through two task-update processes "
                   f"{p:.2f} ms ({p / m:.1f}x)")
     print()
+
+
+def chromium():
+    for b in ("chromium", "chromium-browser"):
+        p = shutil.which(b)
+        if p:
+            return p
+    return None
+
+
+def bench_html(n=10_000, jobs=8, rounds=3):
+    """task-list --format html of a finished run of n tasks (layers of 5-30, each after
+    the first waiting on 1-3 of the layer before; `worker-spawn -j 8 -- true`): how long
+    the page takes to write, its size (target: under 5 MB), and how long a headless
+    Chromium takes to load it: its script's `performance.now()` at the end (target: under
+    2 s), and the whole `chromium --dump-dom` process."""
+    print("## html")
+    with tempfile.TemporaryDirectory() as d:
+        env = env_for(os.path.join(d, "tasks.db"))
+        plan = os.path.join(d, "plan.jsonl")
+        with open(plan, "w") as f:
+            _, blockers = random_dag(n, 7)
+            for i, bs in enumerate(blockers):
+                f.write(json.dumps({"key": f"t{i}", "subject": f"Task {i} of the run",
+                                    "blockedBy": [f"t{b}" for b in bs]}) + "\n")
+        run([tool("task-create"), "--from", plan], env)
+        run([tool("worker-spawn"), "-j", str(jobs), "--no-progress", "--", "true"], env)
+        page = os.path.join(d, "run.html")
+        writes = []
+        for _ in range(rounds):
+            t0 = time.perf_counter()
+            with open(page, "w") as out:
+                subprocess.run([tool("task-list"), "--format", "html"], env=env, stdout=out, check=True)
+            writes.append(time.perf_counter() - t0)
+        size = os.path.getsize(page)
+        print(f"{n} tasks: task-list --format html {median_ms(writes):.0f} ms, {size / 1e6:.2f} MB")
+        browser = chromium()
+        if not browser:
+            print("chromium: SKIPPED (apt-get install chromium)\n")
+            return
+        ready, whole = [], []
+        for i in range(rounds):
+            t0 = time.perf_counter()
+            dom = subprocess.run([browser, "--headless", "--no-sandbox", "--disable-gpu", "--no-first-run",
+                                  f"--user-data-dir={d}/profile{i}", "--dump-dom", f"file://{page}"],
+                                 capture_output=True, text=True, check=True).stdout
+            whole.append(time.perf_counter() - t0)
+            m = re.search(r'data-ready="(\d+)"', dom)
+            ready.append(int(m.group(1)) / 1000 if m else float("nan"))
+        print(f"chromium: the page's script done at {median_ms(ready):.0f} ms after navigation started; "
+              f"the whole chromium --dump-dom {median_ms(whole):.0f} ms\n")
 
 
 def claude_cli():
@@ -925,7 +978,7 @@ def bench_before(rounds=300):
 
 
 BENCHES = {"calls": bench_calls, "profile": bench_profile, "batch": bench_batch, "scale": bench_scale, "wait": bench_wait,
-           "workers": bench_workers, "sync": bench_sync, "scopes": bench_scopes, "makespan": bench_makespan, "depth": bench_depth, "watch": bench_watch, "stop": bench_stop, "claude": bench_claude, "mcp": bench_mcp, "pg": bench_pg, "before": bench_before}
+           "workers": bench_workers, "sync": bench_sync, "scopes": bench_scopes, "makespan": bench_makespan, "depth": bench_depth, "watch": bench_watch, "stop": bench_stop, "claude": bench_claude, "mcp": bench_mcp, "html": bench_html, "pg": bench_pg, "before": bench_before}
 # Run only when named: it builds another revision.
 NOT_BY_DEFAULT = {"before"}
 
@@ -934,7 +987,7 @@ QUICK = {"calls": {"rounds": 5}, "profile": {"rounds": 3}, "batch": {"n": 1000, 
          "scale": {"small": 100, "large": 1000, "rounds": 5}, "wait": {"rounds": 3, "idle_cpu": 1.0},
          "workers": {"n": 100, "rounds": 1}, "sync": {"n": 50, "rounds": 2, "idle_cpu": 1.0},
          "scopes": {"held": 100, "rounds": 3}, "makespan": {"n": 40, "seeds": 1}, "depth": {"n": 50, "big": 500, "rounds": 1},
-         "watch": {"idle": 1.0}, "stop": {"rounds": 2}, "claude": {"rounds": 2}, "mcp": {"rounds": 5}, "pg": {"rounds": 3, "n": 20, "spawn_n": 50},
+         "watch": {"idle": 1.0}, "stop": {"rounds": 2}, "claude": {"rounds": 2}, "mcp": {"rounds": 5}, "html": {"n": 200, "rounds": 1}, "pg": {"rounds": 3, "n": 20, "spawn_n": 50},
          "before": {"rounds": 3}}
 
 

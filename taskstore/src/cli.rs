@@ -170,6 +170,9 @@ pub enum ListFormat {
     Dot,
     /// A Mermaid flowchart (GitHub and chat interfaces draw it)
     Mermaid,
+    /// One self-contained HTML page of the run: a timeline of every attempt, the tasks,
+    /// the waves
+    Html,
 }
 
 const CREATE_EXAMPLES: &str = "\
@@ -449,6 +452,8 @@ pub enum WaitFormat {
     Jsonl,
     Ids,
     Md,
+    /// One self-contained HTML page of the awaited tasks' run (as task-list --format html)
+    Html,
 }
 
 const WAIT_EXAMPLES: &str = "\

@@ -10,6 +10,7 @@ pub mod diagram;
 pub mod error;
 pub mod graph;
 pub mod host;
+pub mod html;
 #[cfg(feature = "mcp")]
 pub mod mcp;
 pub mod model;

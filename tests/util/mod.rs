@@ -13,6 +13,7 @@
 //! Use it from a test file with `mod util;`. Not every test file uses every helper.
 #![allow(dead_code)]
 
+pub mod browser;
 pub mod claude;
 pub mod mcp;
 

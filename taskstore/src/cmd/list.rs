@@ -238,6 +238,10 @@ pub fn run(a: ListArgs, out: &mut dyn Write) -> Result<u8> {
         ListFormat::Ids => output::write_ids(out, tasks.iter().map(|t| t.id))?,
         ListFormat::Dot => out.write_all(crate::diagram::dot(&tasks).as_bytes())?,
         ListFormat::Mermaid => out.write_all(crate::diagram::mermaid(&tasks).as_bytes())?,
+        ListFormat::Html => {
+            let stalled = crate::store::stalled_among(store.as_mut(), list, &tasks)?;
+            crate::html::write(out, store.as_mut(), list, &tasks, &stalled)?
+        }
         ListFormat::Md => {
             let stalled = if tasks.iter().any(|t| !t.open_blockers.is_empty()) {
                 store.stalled(list)?

@@ -372,6 +372,19 @@ fn output_state(
         WaitFormat::Json => output::write_json(out, tasks),
         WaitFormat::Jsonl => output::write_jsonl(out, tasks),
         WaitFormat::Ids => output::write_ids(out, tasks.iter().map(|t| t.id)),
+        WaitFormat::Html => match store {
+            Some(store) => crate::html::write(out, store, &args.store.list, tasks, stalled),
+            None => {
+                let page = crate::html::render(
+                    &args.store.list,
+                    tasks,
+                    stalled,
+                    &[],
+                    crate::time::now_ms(),
+                );
+                Ok(out.write_all(page.as_bytes())?)
+            }
+        },
         WaitFormat::Md => {
             let everything = "`task-wait … --format md --max-chars 0` shows every task in full, \
                 `task-list ID --format json` one";
