@@ -163,6 +163,16 @@ fn an_empty_list_gives_a_page_that_says_so() {
 }
 
 #[test]
+fn html_draws_tasks_not_counts() {
+    let s = Store::new();
+    s.create("one", &[]);
+    for flag in ["--count", "--waves", "--lists"] {
+        let r = s.exec("task-list", [flag, "--format", "html"]);
+        util::assert_failure(&r, "task-list", 2, &["html"]);
+    }
+}
+
+#[test]
 fn task_wait_writes_the_page_at_the_end_of_the_wait() {
     let s = Store::new();
     s.create("a", &[]);

@@ -28,9 +28,13 @@ pub fn run(a: ListArgs, out: &mut dyn Write) -> Result<u8> {
             "--graph goes with --format md (a report of tasks)",
         ));
     }
-    if matches!(a.format, ListFormat::Dot | ListFormat::Mermaid) && !listing {
+    if matches!(
+        a.format,
+        ListFormat::Dot | ListFormat::Mermaid | ListFormat::Html
+    ) && !listing
+    {
         return Err(Error::usage(
-            "--format dot and mermaid draw tasks: not with --count, --lists, --waves, --workers or --history",
+            "--format dot, mermaid and html draw tasks: not with --count, --lists, --waves, --workers or --history",
         ));
     }
     // Off a terminal `--watch` streams JSON lines whatever the (default) text format.
