@@ -50,6 +50,9 @@ pub fn show(screen: &mut Option<File>, mut bytes: &[u8]) {
 }
 
 /// A window running a command.
+/// How long a command's status may follow its window's shell's end (a closed window).
+const STATUS_GRACE: Duration = Duration::from_secs(2);
+
 pub struct Pane {
     /// tmux's id of the window (`@12`).
     window: String,
@@ -130,7 +133,15 @@ impl Pane {
                 break Some(code);
             }
             if !self.alive() {
-                break self.status();
+                // The window's shell is gone (its window closed): the inner shell, which
+                // outlives a hangup, writes the command's status a moment later.
+                let until = Instant::now() + STATUS_GRACE;
+                let mut code = self.status();
+                while code.is_none() && Instant::now() < until {
+                    std::thread::sleep(Duration::from_millis(10));
+                    code = self.status();
+                }
+                break code;
             }
             std::thread::sleep(Duration::from_millis(10));
         };
