@@ -212,5 +212,10 @@ fn the_md_report_adds_the_picture_with_graph() {
     let r = s.exec("task-wait", ["1", "--graph"]);
     assert_failure(&r, "task-wait", 2, &["--graph goes with --format md"]);
     let r = s.exec("task-list", ["--count", "--format", "dot"]);
-    assert_failure(&r, "task-list", 2, &["--format dot, mermaid and html draw tasks"]);
+    assert_failure(
+        &r,
+        "task-list",
+        2,
+        &["--format dot, mermaid and html draw tasks"],
+    );
 }

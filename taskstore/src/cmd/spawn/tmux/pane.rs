@@ -49,10 +49,10 @@ pub fn show(screen: &mut Option<File>, mut bytes: &[u8]) {
     }
 }
 
-/// A window running a command.
 /// How long a command's status may follow its window's shell's end (a closed window).
 const STATUS_GRACE: Duration = Duration::from_secs(2);
 
+/// A window running a command.
 pub struct Pane {
     /// tmux's id of the window (`@12`).
     window: String,
