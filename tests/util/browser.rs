@@ -66,6 +66,22 @@ impl Loaded {
     }
 }
 
+/// Chromium opening `page` with a profile of its own in `profile`; `extra` says what to
+/// do with it. Its output, once it ended well.
+fn open(chromium: &Path, profile: &Path, page: &Path, extra: &[String]) -> std::process::Output {
+    let out = base(chromium, profile)
+        .args(extra)
+        .arg(format!("file://{}", page.display()))
+        .output()
+        .expect("run chromium");
+    assert!(
+        out.status.success(),
+        "chromium failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out
+}
+
 fn base(chromium: &Path, profile: &Path) -> Command {
     let mut c = Command::new(chromium);
     c.args([
@@ -88,17 +104,11 @@ fn base(chromium: &Path, profile: &Path) -> Command {
 /// Load `page` (a file) in `dir` (which gets the browser's profile and logs).
 pub fn load(chromium: &Path, dir: &Path, page: &Path) -> Loaded {
     let net = dir.join("net-log.json");
-    let out = base(chromium, &dir.join("profile"))
-        .arg(format!("--log-net-log={}", net.display()))
-        .arg("--dump-dom")
-        .arg(format!("file://{}", page.display()))
-        .output()
-        .expect("run chromium");
-    assert!(
-        out.status.success(),
-        "chromium failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let extra = [
+        format!("--log-net-log={}", net.display()),
+        "--dump-dom".into(),
+    ];
+    let out = open(chromium, &dir.join("profile"), page, &extra);
     let log = String::from_utf8_lossy(&out.stderr);
     let console = log
         .lines()
@@ -124,15 +134,9 @@ pub fn load(chromium: &Path, dir: &Path, page: &Path) -> Loaded {
 
 /// A screenshot of `page` at `width`×`height` into `png`.
 pub fn screenshot(chromium: &Path, dir: &Path, page: &Path, png: &Path, width: u32, height: u32) {
-    let out = base(chromium, &dir.join("profile-shot"))
-        .arg(format!("--screenshot={}", png.display()))
-        .arg(format!("--window-size={width},{height}"))
-        .arg(format!("file://{}", page.display()))
-        .output()
-        .expect("run chromium");
-    assert!(
-        out.status.success(),
-        "chromium failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let extra = [
+        format!("--screenshot={}", png.display()),
+        format!("--window-size={width},{height}"),
+    ];
+    open(chromium, &dir.join("profile-shot"), page, &extra);
 }

@@ -147,7 +147,8 @@ pub fn render(
     now: i64,
 ) -> String {
     let bars = runs::bars(events, now);
-    let chain = runs::critical(tasks, &bars);
+    let spent = runs::spent(&bars);
+    let chain = runs::critical(tasks, &spent);
     let on_chain: HashSet<TaskId> = chain.iter().copied().collect();
     let mut h = String::with_capacity(4096 + tasks.len() * 400);
     let title = format!("{list} — parallel-tasks");
@@ -166,7 +167,7 @@ pub fn render(
         );
     } else {
         timeline(&mut h, &bars, &on_chain);
-        table(&mut h, tasks, stalled, events, &bars, &on_chain);
+        table(&mut h, tasks, stalled, events, &spent, &on_chain);
         waves(&mut h, tasks, stalled);
     }
     let _ = write!(h, "<script>\n{JS}</script>\n</body>\n</html>\n");
@@ -249,16 +250,17 @@ fn timeline(h: &mut String, bars: &[Bar], on_chain: &HashSet<TaskId>) {
     let t0 = bars.iter().map(|b| b.start).min().unwrap_or(0);
     let t1 = bars.iter().map(|b| b.end).max().unwrap_or(t0).max(t0 + 1);
     let width = (t1 - t0) as f64;
+    let lanes = runs::lanes(bars);
     let _ = writeln!(
         h,
         "<p class=\"legend\">{} attempts by {} workers over {}; <span class=\"crit-key\">◆</span> the run's longest chain. \
          Hover or focus a bar for its details; follow it to its task.</p>",
         bars.len(),
-        runs::lanes(bars).len(),
+        lanes.len(),
         span(t1 - t0)
     );
     h.push_str("<div class=\"lanes\">\n");
-    for (worker, lane) in runs::lanes(bars) {
+    for (worker, lane) in lanes {
         let _ = write!(
             h,
             "<div class=\"lane\"><div class=\"who\" title=\"{0}\">{0}</div><div class=\"track\">",
@@ -310,22 +312,17 @@ fn timeline(h: &mut String, bars: &[Bar], on_chain: &HashSet<TaskId>) {
     h.push_str("</div>\n<div id=\"tip\" role=\"tooltip\" hidden></div>\n</section>\n");
 }
 
-#[allow(clippy::too_many_arguments)]
 fn table(
     h: &mut String,
     tasks: &[Task],
     stalled: &Stalled,
     events: &[Event],
-    bars: &[Bar],
+    spent: &HashMap<TaskId, i64>,
     on_chain: &HashSet<TaskId>,
 ) {
     let mut history: HashMap<TaskId, Vec<&Event>> = HashMap::new();
     for e in events {
         history.entry(e.task).or_default().push(e);
-    }
-    let mut spent: HashMap<TaskId, i64> = HashMap::new();
-    for b in bars {
-        *spent.entry(b.task).or_default() += b.end - b.start;
     }
     let rank = |t: &Task| match status_word(t, stalled) {
         "failed" => 0,

@@ -156,13 +156,19 @@ fn order(tasks: &[Task]) -> (HashMap<TaskId, Vec<TaskId>>, Vec<TaskId>) {
     (blockers, sorted)
 }
 
-/// The run's longest chain: the tasks, blockers first, whose attempts' time adds up to
-/// the most along one path of dependencies among `tasks`. Empty when nothing ran.
-pub fn critical(tasks: &[Task], bars: &[Bar]) -> Vec<TaskId> {
+/// The time each task's attempts took, together (ms).
+pub fn spent(bars: &[Bar]) -> HashMap<TaskId, i64> {
     let mut spent: HashMap<TaskId, i64> = HashMap::new();
     for b in bars {
         *spent.entry(b.task).or_default() += b.end - b.start;
     }
+    spent
+}
+
+/// The run's longest chain: the tasks, blockers first, whose attempts' time adds up to
+/// the most (`spent`) along one path of dependencies among `tasks`. Empty when nothing
+/// ran.
+pub fn critical(tasks: &[Task], spent: &HashMap<TaskId, i64>) -> Vec<TaskId> {
     if spent.is_empty() {
         return Vec::new();
     }

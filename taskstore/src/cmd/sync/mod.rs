@@ -123,6 +123,44 @@ pub fn run(args: SyncArgs, out: &mut dyn Write) -> Result<u8> {
     Ok(signals.received().map(signals::exit_code).unwrap_or(0))
 }
 
+/// A problem with one file or one edit, on stderr; the pass goes on.
+fn problem(what: impl std::fmt::Display) {
+    eprintln!("task-sync: {what}");
+}
+
+/// With `-v`, what a pass changed: a line on stdout, at once.
+fn say(out: &mut dyn Write, verbose: bool, what: impl std::fmt::Display) -> Result<()> {
+    if verbose {
+        writeln!(out, "{what}")?;
+        out.flush()?;
+    }
+    Ok(())
+}
+
+/// Apply an edit from the folder's side, made by `task-sync` as the history says. One
+/// the store refuses (the task changed meanwhile, or the edit is not allowed) is said on
+/// stderr after `refused`, and the store's state stands: false.
+fn apply(
+    store: &mut dyn Store,
+    list: &crate::model::ListId,
+    id: crate::model::TaskId,
+    u: &crate::store::Update,
+    refused: impl std::fmt::Display,
+) -> Result<bool> {
+    let u = crate::store::Update {
+        by: Some("task-sync".into()),
+        ..u.clone()
+    };
+    match store.update(list, &[id], &u) {
+        Ok(_) => Ok(true),
+        Err(e) if e.kind != crate::Kind::Store => {
+            problem(format_args!("{refused}: {e}"));
+            Ok(false)
+        }
+        Err(e) => Err(e),
+    }
+}
+
 /// Sleep until either side may have changed: a task file (notification), the store
 /// (its change counter moved past `seen`), the backstop, or a signal.
 fn wait(

@@ -7,7 +7,7 @@
 //! missing is just written again, never taken for a deletion; a file is never left
 //! without a pair, which would import it twice.
 
-use super::fields;
+use super::{fields, problem, say};
 use crate::claude::lock::{Lock, NotTaken};
 use crate::claude::{Dir, Listing};
 use crate::error::{Kind, Result};
@@ -62,23 +62,11 @@ impl<'a> Bridge<'a> {
         }
     }
 
-    fn problem(&self, what: impl std::fmt::Display) {
-        eprintln!("task-sync: {what}");
-    }
-
-    fn say(&self, out: &mut dyn Write, what: impl std::fmt::Display) -> Result<()> {
-        if self.verbose {
-            writeln!(out, "{what}")?;
-            out.flush()?;
-        }
-        Ok(())
-    }
-
     fn read(&mut self) -> Option<Listing> {
         let listing = match self.dir.read() {
             Ok(l) => l,
             Err(e) => {
-                self.problem(format_args!("cannot read {}: {e}", self.dir.path.display()));
+                problem(format_args!("cannot read {}: {e}", self.dir.path.display()));
                 return None;
             }
         };
@@ -86,7 +74,7 @@ impl<'a> Bridge<'a> {
             .retain(|id, _| listing.unreadable.contains_key(id));
         for (id, why) in &listing.unreadable {
             if self.reported.get(id) != Some(why) {
-                self.problem(format_args!(
+                problem(format_args!(
                     "{}: {why}; left alone until it parses",
                     self.dir.path.join(format!("{id}.json")).display()
                 ));
@@ -225,22 +213,11 @@ impl<'a> Bridge<'a> {
         done: String,
         refused: String,
     ) -> Result<()> {
-        // The history names the bridge as the one who changed the task.
-        let u = &Update {
-            by: Some("task-sync".into()),
-            ..u.clone()
-        };
-        match self.store.update(self.list, &[id], u) {
-            Ok(_) => {
-                self.changed_tasks = true;
-                self.say(out, done)
-            }
-            Err(e) if e.kind != Kind::Store => {
-                self.problem(format_args!("{refused}: {e}"));
-                Ok(())
-            }
-            Err(e) => Err(e),
+        if super::apply(self.store, self.list, id, u, refused)? {
+            self.changed_tasks = true;
+            say(out, self.verbose, done)?;
         }
+        Ok(())
     }
 
     /// Cancel a task whose file alone was deleted on Claude Code's side.
@@ -286,13 +263,17 @@ impl<'a> Bridge<'a> {
             }
             Err(e) if e.kind == Kind::Conflict => return Ok(Pass::Again),
             Err(e) if e.kind != Kind::Store => {
-                self.problem(format_args!("new files not imported: {e}"));
+                problem(format_args!("new files not imported: {e}"));
                 return Ok(Pass::Done);
             }
             Err(e) => return Err(e),
         };
         for (imp, id) in imports.into_iter().zip(ids) {
-            self.say(out, format_args!("imported {}.json as {id}", imp.file))?;
+            say(
+                out,
+                self.verbose,
+                format_args!("imported {}.json as {id}", imp.file),
+            )?;
             pairs.insert(
                 id,
                 SyncPair {
@@ -408,7 +389,7 @@ impl<'a> Bridge<'a> {
             Ok(lock) => lock,
             Err(NotTaken::Stopped) => return Ok(Pass::Stopped),
             Err(NotTaken::Busy) => {
-                self.problem(format_args!(
+                problem(format_args!(
                     "Claude Code's lock {} was held for {}s: files not written this time",
                     self.dir.path.join(".lock.lock").display(),
                     LOCK_PATIENCE.as_secs()
@@ -416,7 +397,7 @@ impl<'a> Bridge<'a> {
                 return Ok(Pass::Done);
             }
             Err(NotTaken::Io(e)) => {
-                self.problem(format_args!(
+                problem(format_args!(
                     "cannot take Claude Code's lock in {}: {e}",
                     self.dir.path.display()
                 ));
@@ -427,7 +408,7 @@ impl<'a> Bridge<'a> {
         let last = match self.dir.last_id() {
             Ok(last) => last,
             Err(e) => {
-                self.problem(format_args!("cannot read {}: {e}", self.dir.path.display()));
+                problem(format_args!("cannot read {}: {e}", self.dir.path.display()));
                 return Ok(Pass::Done);
             }
         };
@@ -478,10 +459,14 @@ impl<'a> Bridge<'a> {
                     continue;
                 }
                 if let Err(e) = self.dir.write(f, &want) {
-                    self.problem(format_args!("cannot write {f}.json: {e}"));
+                    problem(format_args!("cannot write {f}.json: {e}"));
                     continue;
                 }
-                self.say(out, format_args!("wrote {f}.json from {}", t.id))?;
+                say(
+                    out,
+                    self.verbose,
+                    format_args!("wrote {f}.json from {}", t.id),
+                )?;
             }
             if let Some(p) = pairs.get_mut(&t.id) {
                 p.state = Some(Value::Object(state));
@@ -491,10 +476,14 @@ impl<'a> Bridge<'a> {
             let there = self.dir.bytes(f).ok().flatten();
             if there.as_ref() == before.files.get(&f).map(|c| &c.bytes) {
                 if let Err(e) = self.dir.remove(f) {
-                    self.problem(format_args!("cannot delete {f}.json: {e}"));
+                    problem(format_args!("cannot delete {f}.json: {e}"));
                     continue;
                 }
-                self.say(out, format_args!("deleted {f}.json ({id} was deleted)"))?;
+                say(
+                    out,
+                    self.verbose,
+                    format_args!("deleted {f}.json ({id} was deleted)"),
+                )?;
                 pairs.remove(&id);
                 forget.push(id);
             }

@@ -4,7 +4,7 @@
 //! 003`. This module knows the folder and its files; `queue_pass.rs` keeps them and a
 //! list in step.
 
-use crate::error::{Error, Result};
+use crate::error::Result;
 use crate::model::{Status, Task};
 use std::collections::BTreeMap;
 use std::io;
@@ -211,13 +211,9 @@ impl Listing {
 }
 
 impl Folder {
+    /// The folder, made if missing (as Claude Code's folder is).
     pub fn open(path: PathBuf) -> Result<Folder> {
-        std::fs::create_dir_all(&path).map_err(|e| {
-            Error::usage(format!("cannot create the folder {}: {e}", path.display()))
-        })?;
-        if !path.is_dir() {
-            return Err(Error::usage(format!("{} is not a folder", path.display())));
-        }
+        let crate::claude::Dir { path } = crate::claude::Dir::open(path)?;
         Ok(Folder { path })
     }
 

@@ -9,6 +9,7 @@
 
 use super::pass::Pass;
 use super::queue::{self, Folder, Item, Mark};
+use super::{problem, say};
 use crate::error::{Kind, Result};
 use crate::model::{BlockerRef, ListId, NewTask, Status, Task, TaskId};
 use crate::store::{Filter, OwnerChange, Store, SyncImport, SyncPair, Update};
@@ -57,24 +58,12 @@ impl<'a> Queue<'a> {
         }
     }
 
-    fn problem(&self, what: impl std::fmt::Display) {
-        eprintln!("task-sync: {what}");
-    }
-
-    fn say(&self, out: &mut dyn Write, what: impl std::fmt::Display) -> Result<()> {
-        if self.verbose {
-            writeln!(out, "{what}")?;
-            out.flush()?;
-        }
-        Ok(())
-    }
-
     /// The folder, saying once of each name left alone why.
     fn read(&mut self) -> Option<queue::Listing> {
         let listing = match self.folder.list() {
             Ok(l) => l,
             Err(e) => {
-                self.problem(format_args!(
+                problem(format_args!(
                     "cannot read {}: {e}",
                     self.folder.path.display()
                 ));
@@ -90,7 +79,7 @@ impl<'a> Queue<'a> {
         let mut new = String::new();
         for (name, why) in &listing.strangers {
             if self.reported.insert(name.clone()) {
-                self.problem(format_args!(
+                problem(format_args!(
                     "{}: {why}; left alone",
                     self.folder.path.join(name).display()
                 ));
@@ -105,30 +94,25 @@ impl<'a> Queue<'a> {
                 .open(&said)
                 .and_then(|mut f| f.write_all(new.as_bytes()));
             if let Err(e) = appended {
-                self.problem(format_args!("cannot write {}: {e}", said.display()));
+                problem(format_args!("cannot write {}: {e}", said.display()));
             }
         }
         Some(listing)
     }
 
-    /// A change from the folder; refused (the task changed meanwhile, or the change is
-    /// not allowed), the store's state stands and one line says so.
+    /// A change from the folder (see [`super::apply`]); true when it was made.
     fn apply(&mut self, out: &mut dyn Write, id: TaskId, u: Update, done: String) -> Result<bool> {
-        let u = Update {
-            by: Some("task-sync".into()),
-            ..u
-        };
-        match self.store.update(self.list, &[id], &u) {
-            Ok(_) => {
-                self.say(out, done)?;
-                Ok(true)
-            }
-            Err(e) if e.kind != Kind::Store => {
-                self.problem(format_args!("{done}: not taken: {e}"));
-                Ok(false)
-            }
-            Err(e) => Err(e),
+        let made = super::apply(
+            self.store,
+            self.list,
+            id,
+            &u,
+            format_args!("{done}: not taken"),
+        )?;
+        if made {
+            say(out, self.verbose, done)?;
         }
+        Ok(made)
     }
 
     pub fn pass(&mut self, out: &mut dyn Write) -> Result<Pass> {
@@ -157,11 +141,12 @@ impl<'a> Queue<'a> {
             match (item, tasks.get(&p.task)) {
                 (Some(i), None) if self.export => {
                     if let Err(e) = self.folder.remove(i) {
-                        self.problem(format_args!("cannot delete {}: {e}", i.name));
+                        problem(format_args!("cannot delete {}: {e}", i.name));
                         continue;
                     }
-                    self.say(
+                    say(
                         out,
+                        self.verbose,
                         format_args!("deleted {} ({} was deleted)", i.name, p.task),
                     )?;
                     pairs.remove(&p.task);
@@ -292,10 +277,14 @@ impl<'a> Queue<'a> {
                 let mark = Mark::of(t);
                 let name = queue::name(next, digits, mark, &queue::slug(&t.subject));
                 if let Err(e) = self.folder.create(&name, &queue::text(t, &blockers)) {
-                    self.problem(format_args!("cannot write {name}: {e}"));
+                    problem(format_args!("cannot write {name}: {e}"));
                     continue;
                 }
-                self.say(out, format_args!("wrote {name} from {}", t.id))?;
+                say(
+                    out,
+                    self.verbose,
+                    format_args!("wrote {name} from {}", t.id),
+                )?;
                 pairs.insert(
                     t.id,
                     SyncPair {
@@ -315,12 +304,16 @@ impl<'a> Queue<'a> {
             let shown = match (self.export, ours != i.mark) {
                 (true, true) => match self.folder.rename(i, ours) {
                     Ok(Some(new)) => {
-                        self.say(out, format_args!("renamed {} to {new} ({})", i.name, t.id))?;
+                        say(
+                            out,
+                            self.verbose,
+                            format_args!("renamed {} to {new} ({})", i.name, t.id),
+                        )?;
                         Some((ours, new))
                     }
                     Ok(None) => None, // renamed by someone else meanwhile: next pass
                     Err(e) => {
-                        self.problem(format_args!("cannot rename {}: {e}", i.name));
+                        problem(format_args!("cannot rename {}: {e}", i.name));
                         None
                     }
                 },
@@ -365,7 +358,7 @@ impl<'a> Queue<'a> {
             match text {
                 Ok(Some(t)) => new.push((i, t)),
                 Ok(None) => {}
-                Err(e) => self.problem(format_args!("cannot read {}: {e}", i.name)),
+                Err(e) => problem(format_args!("cannot read {}: {e}", i.name)),
             }
         }
         if new.is_empty() {
@@ -383,7 +376,7 @@ impl<'a> Queue<'a> {
                 match (by_num.get(&n), record.get(&n)) {
                     (Some(&id), _) => blocked_by.push(BlockerRef::Id(id)),
                     (None, Some(&j)) if n != i.num => blocked_by.push(BlockerRef::Record(j)),
-                    _ => self.problem(format_args!(
+                    _ => problem(format_args!(
                         "{}: BlockedBy {n}: no item has that number; left out",
                         i.name
                     )),
@@ -414,13 +407,17 @@ impl<'a> Queue<'a> {
             Ok(ids) => ids,
             Err(e) if e.kind == Kind::Conflict => return Ok(Pass::Again),
             Err(e) if e.kind != Kind::Store => {
-                self.problem(format_args!("new items not imported: {e}"));
+                problem(format_args!("new items not imported: {e}"));
                 return Ok(Pass::Done);
             }
             Err(e) => return Err(e),
         };
         for ((i, _), id) in new.iter().zip(ids) {
-            self.say(out, format_args!("imported {} as {id}", i.name))?;
+            say(
+                out,
+                self.verbose,
+                format_args!("imported {} as {id}", i.name),
+            )?;
             if i.mark == Mark::Blocked {
                 let u = Update {
                     log_line: Some(format!("blocked in the queue folder ({})", i.name)),
